@@ -1,0 +1,57 @@
+# GridMap — `make run` serves the Zhengzhou demo at http://127.0.0.1:8000; `make test` runs every test.
+# Each target does its own set-up and is quick the second time.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+BIN     := $(VENV)/bin
+PYTHON  ?= python3
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+# Without DATABASE_URL the private cluster under .gridmap/ is used (and started); gis/settings.py
+# knows its address.
+PRIVATE_DB := $(if $(DATABASE_URL),,yes)
+
+.PHONY: help setup run test stop db clean
+
+help:
+	@echo "make run    the platform with the Zhengzhou demo at http://$(HOST):$(PORT)"
+	@echo "make test   the whole test suite"
+	@echo "make stop   stop the private PostgreSQL cluster"
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(BIN)/.installed node_modules/.installed
+	@scripts/system-deps.sh $(SYSTEM_DEPS_FLAGS)
+
+db: setup
+ifeq ($(PRIVATE_DB),yes)
+	@scripts/devdb.sh start
+endif
+	@$(BIN)/gridmap db migrate
+
+run: db
+	@$(BIN)/gridmap demo load
+	@echo "GridMap: http://$(HOST):$(PORT)  (Ctrl-C to stop the web app; 'make stop' stops the database)"
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - 'webmap:create_app()'
+
+test: SYSTEM_DEPS_FLAGS := --browser
+test: setup
+ifeq ($(PRIVATE_DB),yes)
+	@scripts/devdb.sh start
+endif
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+stop:
+	@scripts/devdb.sh stop
+
+clean: stop
+	rm -rf .gridmap node_modules $(VENV)

@@ -1,0 +1,196 @@
+"""The ``gridmap`` command.
+
+Commands that write are dry runs unless given ``--commit``. Exit status: 0 done, 1 problems found,
+2 the command could not run (bad input, missing file, database unreachable) — with a message, never a
+traceback.
+"""
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from gis import grid_export, grid_import, grid_store
+from gis.db import Database, migrate
+from gis.errors import GridMapError
+from gis.settings import Settings
+
+
+class Context:
+    def __init__(self):
+        self.settings = Settings.from_env()
+        self._db = None
+
+    @property
+    def db(self):
+        if self._db is None:
+            self._db = Database(self.settings.database_url)
+        return self._db
+
+
+def reports_errors(command):
+    """Turn GridMap errors into a message on stderr and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except GridMapError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            for line in exc.details:
+                click.echo(f"  {line}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group()
+def main():
+    """GridMap: grid-management GIS on PostGIS."""
+
+
+# --- database ---------------------------------------------------------------------------------------
+
+@main.group()
+def db():
+    """The database schema."""
+
+
+@db.command("migrate")
+@pass_ctx
+@reports_errors
+def db_migrate(ctx):
+    """Apply the sql/ migrations not applied yet, in order."""
+    applied = migrate(ctx.db)
+    click.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+# --- grids ------------------------------------------------------------------------------------------
+
+@main.group()
+def grid():
+    """Grid versions: import, export, list, activate."""
+
+
+@grid.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--level", type=click.IntRange(0, 3), required=True, help="0 district, 1 street, 2 community, 3 unit grid")
+@click.option("--layer", help="layer to read when the file holds several")
+@click.option("--code-field", default="code", show_default=True)
+@click.option("--name-field", default="name", show_default=True)
+@click.option("--parent-field", help="field with the parent's code; without it parents are found by containment")
+@click.option("--src-crs", help="CRS of the coordinates: EPSG:n, wgs84, cgcs2000, gcj02 or bd09 (overrides the file's)")
+@click.option("--version", "version_id", type=int, help="add to this draft version instead of starting a new one")
+@click.option("--make-valid", is_flag=True, help="repair invalid geometries instead of refusing them")
+@click.option("--note", default="", help="why this version exists")
+@click.option("--commit", is_flag=True, help="write; without it nothing is written (dry run)")
+@pass_ctx
+@reports_errors
+def grid_import_cmd(ctx, path, commit, **opts):
+    """Import grid cells of one level from a GeoJSON, GeoPackage or (zipped) Shapefile."""
+    options = grid_import.ImportOptions(actor=ctx.settings.actor, **opts)
+    report = grid_import.import_cells(ctx.db, path, options, commit=commit)
+    for line in report.lines():
+        click.echo(line)
+
+
+@grid.command("export")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--version", "version_id", type=int, help="default: the active version")
+@click.option("--level", type=click.IntRange(0, 3), required=True)
+@click.option("--format", "fmt", type=click.Choice(sorted(grid_export.FORMATS)), required=True)
+@pass_ctx
+@reports_errors
+def grid_export_cmd(ctx, path, version_id, level, fmt):
+    """Export one level of a version to a file."""
+    vid, count = grid_export.export_cells(ctx.db, path, level=level, fmt=fmt, version_id=version_id)
+    click.echo(f"exported {count} level-{level} cells of version {vid} to {path}")
+
+
+@grid.command("versions")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@reports_errors
+def grid_versions_cmd(ctx, as_json):
+    """List grid versions, newest first."""
+    with ctx.db.cursor() as cur:
+        rows = grid_store.list_versions(cur)
+    if as_json:
+        click.echo(json.dumps(rows, default=str, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no grid versions yet: import one with 'gridmap grid import'")
+    for row in rows:
+        counts = " ".join(f"L{k}={v}" for k, v in sorted(row["counts"].items()))
+        when = row["created_at"].strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{row['id']:>4}  {row['status']:<8} {when}  {row['created_by']:<12} {counts or 'empty':<32} {row['note']}")
+
+
+@grid.command("activate")
+@click.argument("version_id", type=int)
+@click.option("--commit", is_flag=True, help="activate; without it only says what would happen")
+@pass_ctx
+@reports_errors
+def grid_activate_cmd(ctx, version_id, commit):
+    """Make a draft the active version; the active one is retired."""
+    with ctx.db.connection() as conn, conn.cursor(cursor_factory=_dict_cursor()) as cur:
+        activated, retired = grid_store.activate(cur, version_id, actor=ctx.settings.actor)
+        if not commit:
+            conn.rollback()
+    verb = "activated" if commit else "would activate (dry run; --commit activates)"
+    click.echo(f"{verb} version {activated['id']}" + (f"; version {retired['id']} retired" if retired else ""))
+
+
+# --- staff ------------------------------------------------------------------------------------------
+
+@main.group()
+def staff():
+    """People answerable for cells."""
+
+
+@staff.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--version", "version_id", type=int, required=True, help="the draft version whose cells they serve")
+@click.option("--commit", is_flag=True)
+@pass_ctx
+@reports_errors
+def staff_import_cmd(ctx, path, version_id, commit):
+    """Assign staff from a CSV with columns cell_code, post, name, phone."""
+    records = grid_store.read_staff_csv(path)
+    with ctx.db.connection() as conn, conn.cursor(cursor_factory=_dict_cursor()) as cur:
+        n = grid_store.assign_staff(cur, version_id, records)
+        if not commit:
+            conn.rollback()
+    click.echo(f"{'assigned' if commit else 'would assign (dry run)'} {n} post(s) in version {version_id}")
+
+
+# --- demo -------------------------------------------------------------------------------------------
+
+@main.group()
+def demo():
+    """The Zhengzhou demo."""
+
+
+@demo.command("load")
+@pass_ctx
+@reports_errors
+def demo_load_cmd(ctx):
+    """Build (once, cached under .gridmap/) and load the Zhengzhou demo as the active version."""
+    from gis import demo_load
+
+    message = demo_load.load_demo(ctx.db, ctx.settings, echo=click.echo)
+    click.echo(message)
+
+
+def _dict_cursor():
+    from psycopg2.extras import RealDictCursor
+
+    return RealDictCursor
+
+
+if __name__ == "__main__":
+    main()

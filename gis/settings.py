@@ -1,0 +1,48 @@
+"""Settings, read from the environment in one place.
+
+=====================  ==========================================================  ================
+variable               meaning                                                     default
+=====================  ==========================================================  ================
+DATABASE_URL           PostgreSQL+PostGIS to use                                   the private cluster
+GRIDMAP_STATE_DIR      where the private cluster, caches and the demo build live   ``<checkout>/.gridmap``
+GRIDMAP_PG_PORT        port of the private cluster's socket                        54329
+GRIDMAP_DB_NAME        database name in the private cluster                        gridmap
+GRIDMAP_NODE_MODULES   npm packages whose files the web app serves                 ``<checkout>/node_modules``
+GRIDMAP_USER           who is recorded as acting, for the CLI                      the login name
+=====================  ==========================================================  ================
+"""
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    state_dir: Path
+    node_modules: Path
+    actor: str
+
+    @classmethod
+    def from_env(cls, env=None):
+        env = os.environ if env is None else env
+        state_dir = Path(env.get("GRIDMAP_STATE_DIR") or PROJECT_ROOT / ".gridmap")
+        port = env.get("GRIDMAP_PG_PORT", "54329")
+        dbname = env.get("GRIDMAP_DB_NAME", "gridmap")
+        private_cluster = f"postgresql://gridmap@/{dbname}?host={state_dir / 'run'}&port={port}"
+        return cls(
+            database_url=env.get("DATABASE_URL") or private_cluster,
+            state_dir=state_dir,
+            node_modules=Path(env.get("GRIDMAP_NODE_MODULES") or PROJECT_ROOT / "node_modules"),
+            actor=env.get("GRIDMAP_USER") or _login_name(),
+        )
+
+
+def _login_name():
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. in a container with an arbitrary uid
+        return "unknown"

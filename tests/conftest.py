@@ -1,0 +1,94 @@
+"""Fixtures: a fresh PostGIS database for the session, the app, its client, a CLI runner, a live server.
+
+The tests use a database of their own (``<name>_test`` beside the configured one, or
+``GRIDMAP_TEST_DATABASE_URL``), created anew for each session, so the demo database is never touched.
+"""
+import os
+import threading
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+from click.testing import CliRunner
+from werkzeug.serving import make_server
+
+from gis.db import Database, migrate
+from gis.settings import Settings
+
+GRID_TABLES = "cell_staff, staff, grid_cell, grid_version"
+
+
+def _test_database_url():
+    if os.environ.get("GRIDMAP_TEST_DATABASE_URL"):
+        return os.environ["GRIDMAP_TEST_DATABASE_URL"]
+    base = Settings.from_env().database_url
+    name = psycopg2.extensions.parse_dsn(base).get("dbname", "gridmap")
+    return psycopg2.extensions.make_dsn(base, dbname=f"{name}_test")
+
+
+def _recreate(url):
+    name = psycopg2.extensions.parse_dsn(url)["dbname"]
+    admin = psycopg2.connect(psycopg2.extensions.make_dsn(url, dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'drop database if exists "{name}" with (force)')
+        cur.execute(f'create database "{name}"')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    url = _test_database_url()
+    _recreate(url)
+    database = Database(url)
+    migrate(database)
+    database.close()
+    return url
+
+
+@pytest.fixture(scope="session")
+def session_db(database_url):
+    database = Database(database_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def db(session_db):
+    """The test database, emptied of grids before each test."""
+    with session_db.cursor() as cur:
+        cur.execute(f"truncate {GRID_TABLES} restart identity cascade")
+    return session_db
+
+
+@pytest.fixture
+def app(db, database_url):
+    from webmap import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    yield app
+    app.extensions["gridmap_db"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(database_url, monkeypatch):
+    """Runs ``gridmap`` commands against the test database."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("GRIDMAP_USER", "tester")
+    return CliRunner()
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a real socket on loopback; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)

@@ -1,0 +1,50 @@
+"""GridMap's web app: a thin Flask layer over ``gis``.
+
+Each view parses its input, calls one ``gis`` function and turns the result, or a ``gis`` error, into
+a response.
+"""
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from gis.db import Database
+from gis.errors import GridMapError
+from gis.settings import Settings
+
+
+def create_app(test_config=None):
+    """Build the app. ``test_config`` overrides settings, e.g. ``{"DATABASE_URL": ...}``."""
+    app = Flask(__name__)
+    settings = Settings.from_env()
+    app.config.update(
+        DATABASE_URL=settings.database_url,
+        NODE_MODULES=settings.node_modules,
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["gridmap_db"] = Database(app.config["DATABASE_URL"])
+
+    from webmap import api, pages, vendor
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(vendor.bp)
+
+    @app.errorhandler(GridMapError)
+    def gridmap_error(exc):
+        return jsonify(exc.to_dict()), exc.http_status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": exc.name, "message": exc.description}), exc.code
+        return exc
+
+    return app
+
+
+def get_db():
+    from flask import current_app
+
+    return current_app.extensions["gridmap_db"]
