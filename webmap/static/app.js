@@ -14,6 +14,7 @@
   };
 
   const map = L.map("map", { preferCanvas: true, zoomSnap: 0.5 }).setView([34.75, 113.65], 9);
+  window.gridmap = { map }; // for the browser tests and the console
   const layers = {};
   const statusEl = document.getElementById("status");
   const loaded = {}; // level → bbox key of what is shown, so a pan inside it fetches nothing
@@ -70,7 +71,15 @@
 
   function enabled(level) { return document.querySelector(`input[data-level="${level}"]`).checked; }
 
-  async function refresh() {
+  // One refresh at a time, so that overlapping moves never race for the same layer.
+  let queue = Promise.resolve();
+  function refresh() {
+    document.body.dataset.ready = "false";
+    queue = queue.then(refreshNow);
+    return queue;
+  }
+
+  async function refreshNow() {
     const z = map.getZoom();
     const b = map.getBounds().pad(0.2);
     const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
@@ -107,7 +116,7 @@
     await load(1);
     layers[1].addTo(map);
     layers[0].addTo(map);
-    if (districts.features.length) map.fitBounds(layers[0].getBounds());
+    if (districts.features.length) map.fitBounds(layers[0].getBounds(), { animate: false });
     document.querySelectorAll("input[data-level]").forEach((box) => box.addEventListener("change", () => {
       const level = Number(box.dataset.level);
       if (level < 2) { if (box.checked) layers[level].addTo(map); else layers[level].remove(); }

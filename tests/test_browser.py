@@ -1,0 +1,73 @@
+"""The first page in a real headless Chromium: it draws the grid levels from local assets only."""
+import os
+import shutil
+from urllib.parse import urlparse
+
+import pytest
+
+from test_grid_import import import_all, run
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is missing: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        # Debian's Chromium, never a downloaded one; Playwright gives each launch a fresh profile.
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    page.errors, page.outside = [], []
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.on("request", lambda r: urlparse(r.url).hostname not in ("127.0.0.1", None) and page.outside.append(r.url))
+    yield page
+    context.close()
+
+
+def test_index_draws_the_grid_and_shows_a_cell(page, live_server, runner, tmp_path):
+    import_all(runner, tmp_path)
+    assert run(runner, "grid", "activate", 1, "--commit").exit_code == 0
+
+    page.goto(live_server + "/")
+    page.wait_for_selector("body[data-ready=true]", timeout=20000)
+    assert "生效版本 Active version 1" in page.inner_text("#version")
+    assert page.inner_text('[data-count="3"]') == "(8)"
+    layers = page.evaluate("""() => { const out = {};
+        gridmap.map.eachLayer(l => { if (l.feature) out[l.feature.properties.level] =
+            (out[l.feature.properties.level] || 0) + 1; }); return out; }""")
+    assert layers == {"0": 1, "1": 2, "2": 4, "3": 8}
+
+    # click inside the north-east unit grid of the north-east community
+    point = page.evaluate("() => gridmap.map.latLngToContainerPoint([34.79, 113.695])")
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+    page.wait_for_selector("#cell:not([hidden])")
+    card = page.inner_text("#cell")
+    assert "东街道北社区第2网格" in card and "410105002002002" in card
+
+    page.screenshot(path=str(tmp_path / "index.png"))
+    assert page.errors == []
+    assert page.outside == []
+
+
+def test_index_without_an_active_version_says_so(page, live_server):
+    page.goto(live_server + "/")
+    page.wait_for_selector("body[data-ready=true]", timeout=20000)
+    assert "No active grid version" in page.inner_text("#version")
+    assert page.outside == []
