@@ -27,20 +27,37 @@ BIN=$(bindir)
 if [ "$(id -u)" = 0 ]; then
   owner=postgres
   id -u "$owner" >/dev/null 2>&1 || { owner=gridmap; id -u gridmap >/dev/null 2>&1 || useradd --system --no-create-home gridmap; }
-  as_owner() { runuser -u "$owner" -- "$@"; }
+  as_owner() { (cd / && runuser -u "$owner" -- "$@"); }
 else
   owner=$(id -un)
   as_owner() { "$@"; }
 fi
 
+# The cluster's owner must reach its files. When the checkout lies where that user cannot go (say under
+# /root), the data and socket live in a private folder under /var/tmp, linked from .gridmap/.
+place_cluster() {
+  mkdir -p "$state"
+  [ -e "$state/pg" ] && return 0
+  if [ "$(id -u)" = 0 ] && ! runuser -u "$owner" -- test -x "$state"; then
+    local away="/var/tmp/gridmap-$(printf '%s' "$root" | sha256sum | cut -c1-12)"
+    mkdir -p "$away/pg" "$away/run"
+    chmod 700 "$away"; chown "$owner" "$away"
+    ln -sfn "$away/pg" "$state/pg"
+    ln -sfn "$away/run" "$state/run"
+  fi
+}
+
 url() { echo "postgresql://gridmap@/$dbname?host=$sock&port=$port"; }
 
-running() { [ -f "$data/postmaster.pid" ] && as_owner "$BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; }
+running() { data="$(readlink -f "$state/pg" 2>/dev/null || echo "$state/pg")/data"; [ -f "$data/postmaster.pid" ] && as_owner "$BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; }
 
 start() {
+  place_cluster
   mkdir -p "$state/pg" "$sock"
+  # The server is given real paths: it may not be able to walk through the checkout's own.
+  data="$(readlink -f "$state/pg")/data"; log="$(readlink -f "$state/pg")/postgres.log"; sock=$(readlink -f "$sock")
   if [ ! -f "$data/PG_VERSION" ]; then
-    chown "$owner" "$state/pg" "$sock"
+    chown "$owner" "$state/pg/" "$sock/"
     as_owner "$BIN/initdb" -D "$data" -U gridmap --auth=trust -E UTF8 --locale=C.UTF-8 >"$state/pg/initdb.log" 2>&1 \
       || { cat "$state/pg/initdb.log" >&2; exit 1; }
     # Socket only: nothing listens on the network.
@@ -53,7 +70,7 @@ shared_buffers = 256MB
 fsync = on
 CONF
   fi
-  chown "$owner" "$sock"
+  chown "$owner" "$sock/"
   if ! running; then
     as_owner "$BIN/pg_ctl" -D "$data" -l "$log" -w -t 60 start >/dev/null \
       || { echo "PostgreSQL did not start; its log:" >&2; tail -20 "$log" >&2; exit 1; }
