@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+from psycopg2.extras import RealDictCursor
 
 from gis import grid_export, grid_import, grid_store
 from gis.db import Database, migrate
@@ -137,7 +138,7 @@ def grid_versions_cmd(ctx, as_json):
 @reports_errors
 def grid_activate_cmd(ctx, version_id, commit):
     """Make a draft the active version; the active one is retired."""
-    with ctx.db.connection() as conn, conn.cursor(cursor_factory=_dict_cursor()) as cur:
+    with ctx.db.connection() as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
         activated, retired = grid_store.activate(cur, version_id, actor=ctx.settings.actor)
         if not commit:
             conn.rollback()
@@ -161,7 +162,7 @@ def staff():
 def staff_import_cmd(ctx, path, version_id, commit):
     """Assign staff from a CSV with columns cell_code, post, name, phone."""
     records = grid_store.read_staff_csv(path)
-    with ctx.db.connection() as conn, conn.cursor(cursor_factory=_dict_cursor()) as cur:
+    with ctx.db.connection() as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
         n = grid_store.assign_staff(cur, version_id, records)
         if not commit:
             conn.rollback()
@@ -184,12 +185,6 @@ def demo_load_cmd(ctx):
 
     message = demo_load.load_demo(ctx.db, ctx.settings, echo=click.echo)
     click.echo(message)
-
-
-def _dict_cursor():
-    from psycopg2.extras import RealDictCursor
-
-    return RealDictCursor
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import csv
 import json
 import re
 
+from psycopg2.extras import execute_values
+
 from gis.errors import BadInput, Conflict, NotFound
 
 LEVELS = (0, 1, 2, 3)
@@ -161,8 +163,6 @@ def grids_geojson(cur, *, version_id, level=None, bbox=None, limit=None):
 def insert_cells(cur, version_id, level, rows):
     """Insert cells of one level; ``rows`` are dicts with code, name, parent_id, kind, population,
     attributes (dict) and wkb (bytes, EPSG:4326 MultiPolygon). Returns the number inserted."""
-    from psycopg2.extras import execute_values
-
     execute_values(
         cur,
         "insert into grid_cell (version_id, level, code, name, parent_id, kind, population, attributes, geom) "
@@ -255,8 +255,6 @@ def assign_staff(cur, version_id, records):
             rows.append((cell[0], post[0], name, phone))
     if errors:
         raise BadInput(f"{len(errors)} staff record(s) cannot be used", details=errors[:50])
-    from psycopg2.extras import execute_values
-
     people = sorted({(name, phone) for _, _, name, phone in rows})
     execute_values(cur, "insert into staff (name, phone) values %s on conflict (name, phone) do nothing", people,
                    page_size=2000)

@@ -33,7 +33,7 @@ def grids():
 def versions():
     with get_db().cursor() as cur:
         rows = grid_store.list_versions(cur)
-    return jsonify([{**row, "counts": row["counts"]} for row in rows])
+    return jsonify(rows)
 
 
 def parse_bbox(text):
