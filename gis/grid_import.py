@@ -74,33 +74,59 @@ class ImportReport:
         return out
 
 
-def read_cells(path, options):
-    """Read and check a polygon file; return a GeoDataFrame in EPSG:4326 and the source CRS name.
+def read_frame(path, *, layer=None, src_crs=None):
+    """Open one layer of a polygon file: ``(GeoDataFrame, CrsSpec of its coordinates)``.
 
-    Raises :class:`BadInput` listing what is wrong, before anything touches the database.
+    Raises :class:`BadInput` for a missing, empty or unreadable file, an ambiguous or unknown layer, and
+    coordinates whose CRS is unknown.
     """
-    grid_store.check_level(options.level)
     path = Path(path)
     if not path.exists():
         raise BadInput(f"{path}: no such file")
     if path.is_file() and path.stat().st_size == 0:
         raise BadInput(f"{path}: the file is empty")
     source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
-    layer = _pick_layer(source, path, options.layer)
+    layer = _pick_layer(source, path, layer)
     try:
         frame = pyogrio.read_dataframe(source, layer=layer)
     except Exception as exc:  # pyogrio raises several error types for unreadable data
         raise BadInput(f"{path}: cannot read it as GeoJSON, GeoPackage or Shapefile ({_first_line(exc)})") from exc
     if len(frame) == 0:
         raise BadInput(f"{path}: the layer {layer!r} has no features")
+    return frame, _source_crs(path, frame, src_crs)
 
-    src = _source_crs(path, frame, options.src_crs)
+
+def to_wgs84(path, geoms, codes, src):
+    """Reproject to EPSG:4326, refusing coordinates that cannot be in ``src`` (e.g. metres in a file that says
+    degrees: a file of mixed CRSs)."""
+    try:
+        out = gcrs.transform_geometries(geoms, src, "EPSG:4326")
+    except Exception as exc:  # pyproj refuses some inputs outright
+        raise BadInput(f"{path}: cannot transform from {src.name} ({_first_line(exc)})") from exc
+    bounds = shapely.bounds(out)
+    present = ~np.isnan(bounds).all(axis=1)  # empty geometries have no bounds
+    with np.errstate(invalid="ignore"):
+        bad = present & ~(np.isfinite(bounds).all(axis=1) & (bounds[:, 0] >= -180) & (bounds[:, 2] <= 180)
+                          & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90))
+    if bad.any():
+        raise BadInput(f"{path}: {int(bad.sum())} feature(s) have coordinates that cannot be {src.name} "
+                       "(a file of mixed CRSs? give --src-crs, or fix those features)",
+                       details=[str(codes[i]) for i in np.flatnonzero(bad)[:50]])
+    return out
+
+
+def read_cells(path, options):
+    """Read and check a polygon file; return a GeoDataFrame in EPSG:4326 and the source CRS name.
+
+    Raises :class:`BadInput` listing what is wrong, before anything touches the database.
+    """
+    grid_store.check_level(options.level)
+    frame, src = read_frame(path, layer=options.layer, src_crs=options.src_crs)
     codes = _codes(path, frame, options)
     names = _text_column(path, frame, options.name_field, "--name-field")
     geoms = frame.geometry.to_numpy()
     geoms, repaired = _checked_geometries(path, geoms, codes, options.make_valid)
-    geoms = gcrs.transform_geometries(geoms, src, "EPSG:4326")
-    geoms = _as_multipolygons(geoms)
+    geoms = _as_multipolygons(to_wgs84(path, geoms, codes, src))
 
     cells = pd.DataFrame({"code": codes, "name": names})
     cells["parent_code"] = (

@@ -236,3 +236,14 @@ def test_version_that_is_not_a_draft(db, runner, tmp_path):
 def test_missing_code_field(db, runner, tmp_path):
     path = fixtures.write(tmp_path / "l0.geojson", 0)
     refused(runner, db, path, "--level", 0, "--code-field", "gb", expect=["no field 'gb'", "code, name"])
+
+
+def test_mixed_crss_in_one_file(db, runner, tmp_path):
+    # one street in degrees, the other in Gauss-Krüger metres, and the file says EPSG:4326
+    west, east = fixtures.cells(1)
+    east_in_metres = crs.transform_geometries(east[3], "EPSG:4326", "EPSG:4547")
+    rows = [west, (east[0], east[1], east[2], east_in_metres)]
+    import_level(runner, fixtures.write(tmp_path / "l0.geojson", 0), 0)
+    path = fixtures.write(tmp_path / "mixed.geojson", 1, rows=rows)
+    refused(runner, db, path, "--level", 1, "--version", 1, expect=["cannot be EPSG:4326", "mixed CRSs", "410105002"])
+    assert count(db) == 1
