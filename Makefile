@@ -12,11 +12,12 @@ PORT    ?= 8000
 # knows its address.
 PRIVATE_DB := $(if $(DATABASE_URL),,yes)
 
-.PHONY: help setup run test stop db clean
+.PHONY: help setup run test bench stop db clean
 
 help:
 	@echo "make run    the platform with the Zhengzhou demo at http://$(HOST):$(PORT)"
 	@echo "make test   the whole test suite"
+	@echo "make bench  every benchmark, with figures and ratios against its peer"
 	@echo "make stop   stop the private PostgreSQL cluster"
 
 $(BIN)/.installed: pyproject.toml
@@ -49,6 +50,12 @@ ifeq ($(PRIVATE_DB),yes)
 	@scripts/devdb.sh start
 endif
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: setup
+ifeq ($(PRIVATE_DB),yes)
+	@scripts/devdb.sh start
+endif
+	$(BIN)/python -m bench.run
 
 stop:
 	@scripts/devdb.sh stop

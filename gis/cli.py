@@ -12,9 +12,10 @@ from pathlib import Path
 import click
 from psycopg2.extras import RealDictCursor
 
-from gis import grid_export, grid_import, grid_store
+from gis import grid_export, grid_import, grid_store, partition_service, problem_report
 from gis.db import Database, migrate
 from gis.errors import GridMapError
+from gis.partition_checks import Tolerances
 from gis.settings import Settings
 
 
@@ -144,6 +145,88 @@ def grid_activate_cmd(ctx, version_id, commit):
             conn.rollback()
     verb = "activated" if commit else "would activate (dry run; --commit activates)"
     click.echo(f"{verb} version {activated['id']}" + (f"; version {retired['id']} retired" if retired else ""))
+
+
+# --- partition checks ---------------------------------------------------------------------------------
+
+def tolerance_options(command):
+    """--noise, --sliver-area and --sliver-width, turned into a Tolerances."""
+    command = click.option("--noise", "noise_m", type=click.FloatRange(min=0), default=0.01, show_default=True,
+                           help="metres: overlaps and gaps narrower than this are noise")(command)
+    command = click.option("--sliver-area", "sliver_area_m2", type=click.FloatRange(min=0), default=100.0,
+                           show_default=True, help="m²: a smaller cell or piece is a sliver")(command)
+    command = click.option("--sliver-width", "sliver_width_m", type=click.FloatRange(min=0), default=1.0,
+                           show_default=True, help="metres: a thinner cell or piece is a sliver")(command)
+    return command
+
+
+def _report(result, fmt, out):
+    """Print or write the report; exit 1 when problems were found."""
+    text = problem_report.render(result, fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        tmp = out.with_name(f".{out.name}.partial")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+        click.echo(problem_report.summary_line(result))
+    sys.exit(1 if result.problems else 0)
+
+
+@grid.command("check")
+@click.option("--version", "version_id", type=int, help="default: the active version")
+@click.option("--level", type=click.IntRange(0, 3), help="one level against its parent level; default: all")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "geojson"]), default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), help="write the report here")
+@tolerance_options
+@pass_ctx
+@reports_errors
+def grid_check_cmd(ctx, version_id, level, fmt, out, **tol):
+    """Find overlaps, gaps, slivers, nesting and code errors in a version. Exit 1 when problems were found."""
+    result = partition_service.check_version(ctx.db, version_id, level=level, tol=Tolerances(**tol))
+    _report(result, fmt, out)
+
+
+@grid.command("check-file")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--layer")
+@click.option("--code-field", default="code", show_default=True)
+@click.option("--name-field")
+@click.option("--src-crs", help="CRS of the coordinates: EPSG:n, wgs84, cgcs2000, gcj02 or bd09 (overrides the file's)")
+@click.option("--level", type=click.IntRange(0, 3), help="check codes against this level's layout")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "geojson"]), default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@tolerance_options
+@reports_errors
+def grid_check_file_cmd(path, layer, code_field, name_field, src_crs, level, fmt, out, **tol):
+    """The same checks on a polygon file, before anything is imported."""
+    result = partition_service.check_file(path, layer=layer, code_field=code_field, name_field=name_field,
+                                          src_crs=src_crs, level=level, tol=Tolerances(**tol))
+    _report(result, fmt, out)
+
+
+@grid.command("repair")
+@click.option("--version", "version_id", type=int, required=True)
+@click.option("--level", type=click.IntRange(1, 3), help="default: levels 1 to 3, from the top")
+@click.option("--commit", is_flag=True, help="write the repairs to the draft; without it only proposes them")
+@tolerance_options
+@pass_ctx
+@reports_errors
+def grid_repair_cmd(ctx, version_id, level, commit, **tol):
+    """Propose repairs of gaps, overlaps and slivers: a gap goes to the neighbour (same parent) with the
+    longest shared edge, an overlap is cut from the cell that pokes into the other, a sliver is merged into
+    its neighbour with the longest shared edge."""
+    proposed, after = partition_service.repair_version(ctx.db, version_id, level=level, commit=commit,
+                                                       tol=Tolerances(**tol))
+    for repair in proposed.repairs:
+        p = repair.problem
+        area = "" if p.area_m2 is None else f" ({p.area_m2:,.2f} m²)"
+        click.echo(f"L{p.level} {p.type} {' × '.join(p.codes)}{area}: {repair.action}")
+    verb = "repaired" if commit else "dry run: would repair"
+    click.echo(f"{verb} {len(proposed.repairs)} problem(s) of version {version_id}; "
+               f"afterwards: {problem_report.summary_line(after)}")
+    if not commit and proposed.repairs:
+        click.echo("nothing was written; --commit writes the repairs")
 
 
 # --- staff ------------------------------------------------------------------------------------------

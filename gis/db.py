@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
+import psycopg2.extensions
 import psycopg2.extras
 import psycopg2.pool
 
@@ -69,6 +70,25 @@ class Database:
         if self._pool is not None:
             self._pool.closeall()
             self._pool = None
+
+
+def recreate_database(url):
+    """Drop and create the database named in ``url`` (for tests and benchmarks, never the live one)."""
+    name = psycopg2.extensions.parse_dsn(url)["dbname"]
+    admin = psycopg2.connect(psycopg2.extensions.make_dsn(url, dbname="postgres"))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+            cur.execute(f'create database "{name}"')
+    finally:
+        admin.close()
+
+
+def sibling_database_url(url, suffix):
+    """The URL of a database named ``<name><suffix>`` beside the one in ``url``."""
+    name = psycopg2.extensions.parse_dsn(url).get("dbname", "gridmap")
+    return psycopg2.extensions.make_dsn(url, dbname=f"{name}{suffix}")
 
 
 def migration_files(sql_dir=SQL_DIR):

@@ -6,13 +6,11 @@ The tests use a database of their own (``<name>_test`` beside the configured one
 import os
 import threading
 
-import psycopg2
-import psycopg2.extensions
 import pytest
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from gis.db import Database, migrate
+from gis.db import Database, migrate, recreate_database, sibling_database_url
 from gis.settings import Settings
 
 GRID_TABLES = "cell_staff, staff, grid_cell, grid_version"
@@ -21,25 +19,13 @@ GRID_TABLES = "cell_staff, staff, grid_cell, grid_version"
 def _test_database_url():
     if os.environ.get("GRIDMAP_TEST_DATABASE_URL"):
         return os.environ["GRIDMAP_TEST_DATABASE_URL"]
-    base = Settings.from_env().database_url
-    name = psycopg2.extensions.parse_dsn(base).get("dbname", "gridmap")
-    return psycopg2.extensions.make_dsn(base, dbname=f"{name}_test")
-
-
-def _recreate(url):
-    name = psycopg2.extensions.parse_dsn(url)["dbname"]
-    admin = psycopg2.connect(psycopg2.extensions.make_dsn(url, dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'drop database if exists "{name}" with (force)')
-        cur.execute(f'create database "{name}"')
-    admin.close()
+    return sibling_database_url(Settings.from_env().database_url, "_test")
 
 
 @pytest.fixture(scope="session")
 def database_url():
     url = _test_database_url()
-    _recreate(url)
+    recreate_database(url)
     database = Database(url)
     migrate(database)
     database.close()

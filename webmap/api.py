@@ -1,8 +1,11 @@
-"""``/api/v1``: grid versions and cells as JSON and GeoJSON."""
+"""``/api/v1``: grid versions, cells and partition problems as JSON and GeoJSON."""
+import shapely
+import shapely.geometry
 from flask import Blueprint, jsonify, request
 
-from gis import grid_store
+from gis import grid_store, partition_service, problem_report
 from gis.errors import BadInput
+from gis.partition_checks import Tolerances
 from webmap import get_db
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -24,9 +27,7 @@ def grids():
     with get_db().cursor() as cur:
         version = grid_store.resolve_version(cur, version_id)
         body = grid_store.grids_geojson(cur, version_id=version["id"], level=level, bbox=bbox, limit=limit)
-    response = jsonify(body)
-    response.mimetype = "application/geo+json"
-    return response
+    return _geojson(body)
 
 
 @bp.get("/versions")
@@ -34,6 +35,65 @@ def versions():
     with get_db().cursor() as cur:
         rows = grid_store.list_versions(cur)
     return jsonify(rows)
+
+
+@bp.get("/versions/<int:version_id>/problems")
+def problems(version_id):
+    """Every problem of a version (or of one level against its parent level) as GeoJSON."""
+    level = _int_arg("level", 0, 3)
+    result = partition_service.check_version(get_db(), version_id, level=level, tol=_tolerances())
+    return _geojson(problem_report.as_geojson(result))
+
+
+@bp.post("/versions/<int:version_id>/check-cell")
+def check_cell(version_id):
+    """One edited cell in — ``{"code", "geometry" (GeoJSON, EPSG:4326), "level"?, "parent_code"?}`` — and the
+    problems it takes part in out, as GeoJSON: the check the boundary editor calls on every save."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadInput("send a JSON object with code and geometry")
+    code, geometry = body.get("code"), parse_polygon(body.get("geometry"))
+    level = body.get("level")
+    if level is not None and (not isinstance(level, int) or isinstance(level, bool)):
+        raise BadInput("level must be a whole number from 0 to 3")
+    result = partition_service.check_edited_cell(get_db(), version_id, code, geometry, level=level,
+                                                 parent_code=body.get("parent_code"), tol=_tolerances())
+    return _geojson(problem_report.as_geojson(result))
+
+
+def parse_polygon(value):
+    """A GeoJSON Polygon or MultiPolygon in degrees → a shapely geometry (validity is for the check to judge)."""
+    if not isinstance(value, dict) or value.get("type") not in ("Polygon", "MultiPolygon"):
+        raise BadInput("geometry must be a GeoJSON Polygon or MultiPolygon")
+    try:
+        geom = shapely.geometry.shape(value)
+    except Exception as exc:  # shapely raises several types for malformed coordinates
+        raise BadInput(f"geometry is not valid GeoJSON: {exc}") from None
+    x0, y0, x1, y1 = shapely.bounds(geom)
+    if geom.is_empty or not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        raise BadInput("geometry must be non-empty, in EPSG:4326 longitude/latitude degrees")
+    return geom
+
+
+def _tolerances():
+    values = {}
+    for name, field in (("noise_m", "noise_m"), ("sliver_area_m2", "sliver_area_m2"), ("sliver_width_m", "sliver_width_m")):
+        text = request.args.get(name)
+        if text is None:
+            continue
+        try:
+            values[field] = float(text)
+        except ValueError:
+            raise BadInput(f"{name} must be a number; got {text!r}") from None
+        if not values[field] >= 0:
+            raise BadInput(f"{name} must be ≥ 0")
+    return Tolerances(**values)
+
+
+def _geojson(body):
+    response = jsonify(body)
+    response.mimetype = "application/geo+json"
+    return response
 
 
 def parse_bbox(text):

@@ -1,0 +1,1 @@
+"""GridMap's benchmarks: `make bench` runs them all and prints one table (see bench/run.py)."""
