@@ -102,3 +102,11 @@ def test_health_is_green_on_the_demo(demo, database_url):
     app.extensions["gridmap_db"].close()
     assert body["status"] == "ok"
     assert int(body["cells"]["3"]) >= 20000
+
+
+def test_the_stored_demo_has_no_partition_problems(demo):
+    from gis import partition_service
+
+    result = partition_service.check_version(demo["db"])
+    assert result.cell_count >= 29000
+    assert result.problems == [], [(p.type, p.codes, p.detail) for p in result.problems[:10]]

@@ -153,3 +153,12 @@ def test_check_cell_bad_input(client, version, body, message):
         client.post("/api/v1/versions/1/check-cell", data="not json", content_type="application/json")
     assert res.status_code == 400
     assert message in res.get_json()["message"]
+
+
+def test_check_file_with_mixed_crss(runner, tmp_path):
+    rows = fixtures.cells(3)
+    code, name, parent, geom = rows[1]
+    rows[1] = (code, name, parent, crs.transform_geometries(geom, "EPSG:4326", "EPSG:4547"))
+    path = fixtures.write(tmp_path / "mixed.geojson", 3, rows=rows)
+    result = run(runner, "grid", "check-file", path)
+    assert result.exit_code == 2 and "mixed CRSs" in result.output and code in result.output
