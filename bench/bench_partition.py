@@ -95,13 +95,13 @@ def _full_check(url, queue):
 
     db = Database(url)
     t0 = time.perf_counter()
-    with db.cursor() as cur:
-        cur.execute("select code, ST_AsBinary(geom) as wkb from bench_cell")
+    with db.connection() as conn, conn.cursor() as cur:  # tuples, as gis.partition_service.load_levels reads
+        cur.execute("select code, ST_AsBinary(geom) from bench_cell")
         rows = cur.fetchall()
-        cur.execute("select ST_AsBinary(geom) as wkb from bench_outline")
-        outline = shapely.from_wkb(bytes(cur.fetchone()["wkb"]))
-    cells = Cells(np.array([r["code"] for r in rows], dtype=object),
-                  shapely.from_wkb([bytes(r["wkb"]) for r in rows]), None, None)
+        cur.execute("select ST_AsBinary(geom) from bench_outline")
+        outline = shapely.from_wkb(bytes(cur.fetchone()[0]))
+    cells = Cells(np.array([r[0] for r in rows], dtype=object), shapely.from_wkb([bytes(r[1]) for r in rows]),
+                  None, None)
     t1 = time.perf_counter()
     problems = check_level(cells, None, outline=outline, tol=Tolerances())
     t2 = time.perf_counter()

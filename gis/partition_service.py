@@ -58,13 +58,14 @@ def check_version(db, version_id=None, *, level=None, tol=Tolerances()):
 
 def load_levels(cur, version_id, levels):
     """``({level: Cells}, metric CRS)`` of a version, geometries projected to metres."""
-    cur.execute(
-        """select c.level, c.code, p.code as parent_code, ST_AsBinary(c.geom) as wkb
-             from grid_cell c left join grid_cell p on p.id = c.parent_id
-            where c.version_id = %s and c.level = any(%s) order by c.level, c.code""",
-        (version_id, list(levels)),
-    )
-    rows = cur.fetchall()
+    with cur.connection.cursor() as plain:  # tuples: a third faster than dict rows for 100k cells
+        plain.execute(
+            """select c.level, c.code, p.code as parent_code, ST_AsBinary(c.geom) as wkb
+                 from grid_cell c left join grid_cell p on p.id = c.parent_id
+                where c.version_id = %s and c.level = any(%s) order by c.level, c.code""",
+            (version_id, list(levels)),
+        )
+        rows = [{"level": r[0], "code": r[1], "parent_code": r[2], "wkb": r[3]} for r in plain.fetchall()]
     if not rows:
         return {}, "EPSG:4547"
     geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows])
