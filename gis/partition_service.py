@@ -12,7 +12,7 @@ from psycopg2.extras import RealDictCursor
 
 from gis import crs as gcrs
 from gis import grid_import, grid_store
-from gis.errors import BadInput, NotFound
+from gis.errors import BadInput, Conflict, NotFound
 from gis.partition_checks import Cells, Tolerances, check_cell, check_level, check_partition
 from gis.partition_repair import apply_repairs, propose_repairs
 
@@ -141,9 +141,10 @@ def check_edited_cell(db, version_id, code, geometry_wgs84, *, level=None, paren
         grid_store.check_level(level)
         parent_code = parent_code or (stored and stored["parent_code"])
         metric = gcrs.metric_crs_for(*shapely.centroid(shapely.envelope(geometry_wgs84)).coords[0])
-        # Neighbours: cells of the level near the new or the old outline; parents: the named one, or those under it.
+        # Neighbours: cells of the level near the new or the old outline; parents: the cell's own when it is
+        # known, else every cell one level up nearby.
         cur.execute(
-            f"""with area as (
+            """with area as (
                     select ST_Expand(ST_Envelope(ST_Collect(g)), %(margin)s / 111000.0) as box from (
                         select ST_SetSRID(ST_GeomFromWKB(%(wkb)s), 4326) as g
                         union all select geom from grid_cell where version_id = %(v)s and code = %(code)s) s)
@@ -157,6 +158,7 @@ def check_edited_cell(db, version_id, code, geometry_wgs84, *, level=None, paren
         )
         rows = cur.fetchall()
     geoms = to_metric(shapely.from_wkb([bytes(r["wkb"]) for r in rows]), metric) if rows else np.array([], dtype=object)
+
     def cells_of(lvl):
         idx = [i for i, r in enumerate(rows) if r["level"] == lvl]
         return Cells(np.array([rows[i]["code"] for i in idx], dtype=object),
@@ -177,7 +179,7 @@ def repair_version(db, version_id, *, level=None, commit=False, tol=Tolerances()
     with db.connection() as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
         version = grid_store.get_version(cur, version_id)
         if commit and version["status"] != "draft":
-            raise BadInput(f"version {version_id} is {version['status']}: only a draft can be repaired "
+            raise Conflict(f"version {version_id} is {version['status']}: only a draft can be repaired "
                            "(a dry run shows the proposals)")
         all_repairs, found = [], []
         metric = "EPSG:4547"
