@@ -13,6 +13,7 @@ from psycopg2.extras import execute_values
 from bench.synthetic import inject_defects, lattice_partition
 from gis import crs, grid_store, partition_service
 from gis.partition_checks import Cells, Tolerances, check_level
+from gis.partition_geometry import as_multipolygon
 
 N_CELLS = 100_000
 INJECTED = 20
@@ -79,14 +80,10 @@ def _load(db, part):
         wgs84 = crs.transform_geometries(part.geoms, "EPSG:4547", "EPSG:4326")
         grid_store.insert_cells(cur, version[0], 0, [
             {"code": c, "name": c, "parent_id": None, "kind": "regular", "population": None, "attributes": {},
-             "wkb": shapely.to_wkb(_multipolygon(g))} for c, g in zip(part.codes, shapely.make_valid(wgs84))])
+             "wkb": shapely.to_wkb(as_multipolygon(g))} for c, g in zip(part.codes, shapely.make_valid(wgs84))])
     with db.connection() as conn, conn.cursor() as cur:
         cur.execute("analyze bench_cell")
         cur.execute("analyze grid_cell")
-
-
-def _multipolygon(geom):
-    return shapely.multipolygons([p for p in shapely.get_parts(geom) if shapely.get_type_id(p) == 3])
 
 
 def _full_check(url, queue):

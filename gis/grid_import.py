@@ -12,10 +12,12 @@ import pandas as pd
 import pyogrio
 import shapely
 from psycopg2.extras import RealDictCursor, execute_values
+from shapely.geometry.base import GEOMETRY_TYPES
 
 from gis import crs as gcrs
 from gis import grid_store
 from gis.errors import BadInput
+from gis.partition_geometry import as_multipolygon
 
 POLYGONAL = {"Polygon", "MultiPolygon"}
 # A cell must lie at least this much inside the parent found for it by containment.
@@ -126,7 +128,7 @@ def read_cells(path, options):
     names = _text_column(path, frame, options.name_field, "--name-field")
     geoms = frame.geometry.to_numpy()
     geoms, repaired = _checked_geometries(path, geoms, codes, options.make_valid)
-    geoms = _as_multipolygons(to_wgs84(path, geoms, codes, src))
+    geoms = np.array([as_multipolygon(g) for g in to_wgs84(path, geoms, codes, src)], dtype=object)
 
     cells = pd.DataFrame({"code": codes, "name": names})
     cells["parent_code"] = (
@@ -281,9 +283,8 @@ def _checked_geometries(path, geoms, codes, make_valid):
     not_polygons = np.flatnonzero(~np.isin(types, [3, 6]))  # Polygon, MultiPolygon
     if len(not_polygons):
         kinds = sorted({shapely.get_type_id(geoms[i]) for i in not_polygons})
-        names = {0: "Point", 1: "LineString", 2: "LinearRing", 4: "MultiPoint", 5: "MultiLineString", 7: "GeometryCollection"}
         raise BadInput(f"{path}: grid cells must be polygons; {len(not_polygons)} feature(s) are "
-                       f"{', '.join(names.get(k, str(k)) for k in kinds)}",
+                       f"{', '.join(GEOMETRY_TYPES[k] for k in kinds)}",
                        details=[codes[i] for i in not_polygons[:50]])
     invalid = np.flatnonzero(~shapely.is_valid(geoms))
     if len(invalid) and not make_valid:
@@ -297,24 +298,11 @@ def _checked_geometries(path, geoms, codes, make_valid):
     if len(invalid):
         geoms = geoms.copy()
         repaired = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
-        geoms[invalid] = [_polygonal_part(g) for g in repaired]
+        geoms[invalid] = [as_multipolygon(g) for g in repaired]
         lost = [codes[i] for i in invalid if shapely.is_empty(geoms[i])]
         if lost:
             raise BadInput(f"{path}: {len(lost)} geometr(ies) have no area left after repair", details=lost[:50])
     return geoms, list(invalid)
-
-
-def _polygonal_part(geom):
-    parts = shapely.get_parts(geom)
-    polys = [p for p in parts if shapely.get_type_id(p) in (3, 6)]
-    return shapely.union_all(polys) if polys else shapely.from_wkt("POLYGON EMPTY")
-
-
-def _as_multipolygons(geoms):
-    out = np.empty(len(geoms), dtype=object)
-    for i, g in enumerate(geoms):
-        out[i] = g if shapely.get_type_id(g) == 6 else shapely.multipolygons([g])
-    return out
 
 
 # --- parents --------------------------------------------------------------------------------------

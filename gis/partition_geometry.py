@@ -23,7 +23,7 @@ _BIG = 2000
 GRID_M = 1e-6
 _CHECK_WIDTH = 1e-4   # parts narrower than this (2A/P) are overlay dust: not worth checking
 
-__all__ = ["lower_width", "upper_width", "wider_than", "widths", "shared_length", "polygonal", "check_geometries",
+__all__ = ["lower_width", "upper_width", "wider_than", "widths", "shared_length", "polygonal", "as_multipolygon", "check_geometries",
            "polygon_pieces", "overlay", "plausible", "prepared", "GRID_M"]
 
 # --- widths ------------------------------------------------------------------------------------------------
@@ -157,6 +157,16 @@ def polygonal(geom):
     with np.errstate(all="ignore"):
         out = parts[0] if len(parts) == 1 else shapely.union_all(parts)
     return None if out.is_empty else out
+
+
+def as_multipolygon(geom, min_part_area=0.0):
+    """The polygonal part of ``geom`` as a MultiPolygon — what the grid store holds — empty when there is
+    none; parts of at most ``min_part_area`` are dropped."""
+    poly = polygonal(geom)
+    parts = np.array([], dtype=object) if poly is None else shapely.get_parts(poly)
+    if min_part_area:
+        parts = parts[shapely.area(parts) > min_part_area]
+    return shapely.multipolygons(parts)
 
 
 def _location(reason):

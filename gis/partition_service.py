@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 from psycopg2.extras import RealDictCursor
+from shapely.geometry.base import GEOMETRY_TYPES
 
 from gis import crs as gcrs
 from gis import grid_import, grid_store
 from gis.errors import BadInput, Conflict, NotFound
 from gis.partition_checks import Cells, Tolerances, check_cell, check_level, check_partition
+from gis.partition_geometry import as_multipolygon
 from gis.partition_repair import apply_repairs, propose_repairs
 
 REPAIRABLE = ("gap", "overlap", "sliver")
@@ -31,10 +33,14 @@ class CheckResult:
     tol: Tolerances
     repairs: list = field(default_factory=list)
 
-    def geometry_wgs84(self, problem):
-        if problem.geometry is None or shapely.is_empty(problem.geometry):
-            return None
-        return gcrs.transform_geometries(problem.geometry, self.metric_crs, "EPSG:4326")
+    def geometries_wgs84(self, problems):
+        """The problems' geometries in EPSG:4326 (None where a problem has none)."""
+        geoms = np.array([p.geometry for p in problems], dtype=object)
+        present = np.flatnonzero(~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)) if len(geoms) else []
+        out = np.full(len(geoms), None, dtype=object)
+        if len(present):
+            out[present] = gcrs.transform_geometries(geoms[present], self.metric_crs, "EPSG:4326")
+        return out
 
 
 # --- versions -----------------------------------------------------------------------------------------
@@ -113,7 +119,7 @@ def check_file(path, *, layer=None, code_field="code", name_field=None, src_crs=
     geoms = frame.geometry.to_numpy()
     kinds = shapely.get_type_id(geoms[~shapely.is_missing(geoms)])
     if len(kinds) == 0 or not np.isin(kinds, [3, 6]).any():
-        found = sorted({shapely.geometry.base.GEOMETRY_TYPES[k] for k in kinds}) or ["no geometry"]
+        found = sorted({GEOMETRY_TYPES[k] for k in kinds}) or ["no geometry"]
         raise BadInput(f"{path} is not a partition: it holds {', '.join(found)} features and no polygons")
     wgs84 = grid_import.to_wgs84(path, geoms, codes, src)
     metric = metric_crs_of(wgs84[~shapely.is_missing(wgs84)])
@@ -245,10 +251,5 @@ def _back_in_place(geom, neighbours):
     geom = shapely.simplify(geom, SNAP_DEG / 10, preserve_topology=True)
     if len(neighbours):
         geom = shapely.snap(geom, shapely.multipoints(shapely.get_coordinates(neighbours)), SNAP_DEG)
-    return _multipolygon(shapely.make_valid(geom))
-
-
-def _multipolygon(geom):
-    # Parts thinner than a snapping step are what is left of a collapsed spike, not land.
-    parts = [p for p in shapely.get_parts(geom) if shapely.get_type_id(p) in (3, 6) and p.area > SNAP_DEG ** 2]
-    return shapely.multipolygons(shapely.get_parts(shapely.union_all(parts)))
+    # Parts smaller than a snapping step are what is left of a collapsed spike, not land.
+    return as_multipolygon(shapely.make_valid(geom), min_part_area=SNAP_DEG ** 2)

@@ -12,8 +12,14 @@ TITLES = {
 }
 
 
-def problem_dict(result, problem):
-    geometry = result.geometry_wgs84(problem)
+def problem_dicts(result):
+    """The problems as dicts, ordered, with geometries in EPSG:4326 (reprojected in one call)."""
+    problems = _ordered(result.problems)
+    geometries = result.geometries_wgs84(problems)
+    return [_problem_dict(p, g) for p, g in zip(problems, geometries)]
+
+
+def _problem_dict(problem, geometry):
     return {
         "type": problem.type,
         "level": problem.level,
@@ -36,8 +42,7 @@ def _summary(result):
 
 def as_geojson(result):
     features = []
-    for p in _ordered(result.problems):
-        d = problem_dict(result, p)
+    for d in problem_dicts(result):
         geometry = d.pop("geometry")
         features.append({"type": "Feature", "geometry": geometry, "properties": d})
     return {"type": "FeatureCollection", "subject": result.subject, "noise_m": result.tol.noise_m,
@@ -47,18 +52,18 @@ def as_geojson(result):
 def as_json(result):
     return {"subject": result.subject, "levels": result.levels, "cells": result.cell_count,
             "tolerances": dataclasses.asdict(result.tol),
-            "summary": _summary(result), "problems": [problem_dict(result, p) for p in _ordered(result.problems)]}
+            "summary": _summary(result), "problems": problem_dicts(result)}
 
 
 def as_text(result):
     """Grouped by type, largest first, with a summary line at the end."""
     lines = [f"Partition check of {result.subject} (noise below {result.tol.noise_m} m ignored)"]
+    counts = summarize(result.problems)
     current = None
     for p in _ordered(result.problems):
         if p.type != current:
             current = p.type
-            count = sum(1 for q in result.problems if q.type == p.type)
-            lines.append(f"\n{TITLES.get(p.type, p.type)} ({count}):")
+            lines.append(f"\n{TITLES.get(p.type, p.type)} ({counts[p.type]['count']}):")
         size = []
         if p.area_m2 is not None:
             size.append(f"{p.area_m2:,.2f} m²")

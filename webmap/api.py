@@ -77,15 +77,15 @@ def parse_polygon(value):
 
 def _tolerances():
     values = {}
-    for name, field in (("noise_m", "noise_m"), ("sliver_area_m2", "sliver_area_m2"), ("sliver_width_m", "sliver_width_m")):
+    for name in ("noise_m", "sliver_area_m2", "sliver_width_m"):
         text = request.args.get(name)
         if text is None:
             continue
         try:
-            values[field] = float(text)
+            values[name] = float(text)
         except ValueError:
             raise BadInput(f"{name} must be a number; got {text!r}") from None
-        if not values[field] >= 0:
+        if not values[name] >= 0:
             raise BadInput(f"{name} must be ≥ 0")
     return Tolerances(**values)
 
