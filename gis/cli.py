@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from psycopg2.extras import RealDictCursor
 
-from gis import grid_export, grid_import, grid_store, partition_service, problem_report
+from gis import event_classes, grid_export, grid_import, grid_store, partition_service, problem_report
 from gis.db import Database, migrate
 from gis.errors import GridMapError
 from gis.partition_checks import Tolerances
@@ -66,9 +66,11 @@ def db():
 @pass_ctx
 @reports_errors
 def db_migrate(ctx):
-    """Apply the sql/ migrations not applied yet, in order."""
+    """Apply the sql/ migrations not applied yet, in order, and load the event classification."""
     applied = migrate(ctx.db)
     click.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    count = event_classes.sync(ctx.db)
+    click.echo(f"event classification: {count} subclasses in service ({event_classes.CLASSES_CSV.name})")
 
 
 # --- grids ------------------------------------------------------------------------------------------

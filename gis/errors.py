@@ -29,6 +29,12 @@ class BadInput(GridMapError):
     http_status = HTTPStatus.BAD_REQUEST
 
 
+class Forbidden(GridMapError):
+    """The caller may not do this: no key, a revoked key, or outside its rights."""
+
+    http_status = HTTPStatus.FORBIDDEN
+
+
 class NotFound(GridMapError):
     """The named version, cell or file does not exist."""
 

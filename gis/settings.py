@@ -9,6 +9,9 @@ GRIDMAP_PG_PORT        port of the private cluster's socket                     
 GRIDMAP_DB_NAME        database name in the private cluster                        gridmap
 GRIDMAP_NODE_MODULES   npm packages whose files the web app serves                 ``<checkout>/node_modules``
 GRIDMAP_USER           who is recorded as acting, for the CLI                      the login name
+GRIDMAP_SNAP_M         a report outside every cell snaps to one this near (m)      30
+GRIDMAP_DUPLICATE_M    same-subclass reports this near an open one are linked (m)  50
+GRIDMAP_DUPLICATE_H    ... and reported within this many hours of it               24
 =====================  ==========================================================  ================
 """
 import getpass
@@ -25,6 +28,9 @@ class Settings:
     state_dir: Path
     node_modules: Path
     actor: str
+    snap_m: float = 30.0
+    duplicate_m: float = 50.0
+    duplicate_hours: float = 24.0
 
     @classmethod
     def from_env(cls, env=None):
@@ -38,7 +44,23 @@ class Settings:
             state_dir=state_dir,
             node_modules=Path(env.get("GRIDMAP_NODE_MODULES") or PROJECT_ROOT / "node_modules"),
             actor=env.get("GRIDMAP_USER") or _login_name(),
+            snap_m=_non_negative(env, "GRIDMAP_SNAP_M", 30.0),
+            duplicate_m=_non_negative(env, "GRIDMAP_DUPLICATE_M", 50.0),
+            duplicate_hours=_non_negative(env, "GRIDMAP_DUPLICATE_H", 24.0),
         )
+
+
+def _non_negative(env, name, default):
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{name} must be a number ≥ 0; got {text!r}")
+    return value
 
 
 def _login_name():

@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from gis.db import Database
 from gis.errors import GridMapError
+from gis.incidents import Routing
 from gis.settings import Settings
 
 
@@ -24,11 +25,14 @@ def create_app(test_config=None):
     if test_config:
         app.config.update(test_config)
     app.extensions["gridmap_db"] = Database(app.config["DATABASE_URL"])
+    app.extensions["gridmap_routing"] = app.config.get("ROUTING") or Routing.from_settings(settings)
 
-    from webmap import api, pages, vendor
+    from webmap import api, open311, pages, reports, vendor
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(reports.bp)
+    app.register_blueprint(open311.bp)
     app.register_blueprint(vendor.bp)
 
     @app.errorhandler(GridMapError)

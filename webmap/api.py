@@ -20,14 +20,14 @@ def grids():
     Query parameters: ``level`` (0–3), ``bbox`` (min_lon,min_lat,max_lon,max_lat), ``version`` (id),
     ``limit`` (at most 20,000; the answer's ``truncated`` says when more matched).
     """
-    level = _int_arg("level", 0, 3)
-    version_id = _int_arg("version", 1, None)
-    limit = _int_arg("limit", 1, MAX_FEATURES) or MAX_FEATURES
+    level = int_arg("level", 0, 3)
+    version_id = int_arg("version", 1, None)
+    limit = int_arg("limit", 1, MAX_FEATURES) or MAX_FEATURES
     bbox = parse_bbox(request.args.get("bbox"))
     with get_db().cursor() as cur:
         version = grid_store.resolve_version(cur, version_id)
         body = grid_store.grids_geojson(cur, version_id=version["id"], level=level, bbox=bbox, limit=limit)
-    return _geojson(body)
+    return geojson_response(body)
 
 
 @bp.get("/versions")
@@ -40,9 +40,9 @@ def versions():
 @bp.get("/versions/<int:version_id>/problems")
 def problems(version_id):
     """Every problem of a version (or of one level against its parent level) as GeoJSON."""
-    level = _int_arg("level", 0, 3)
+    level = int_arg("level", 0, 3)
     result = partition_service.check_version(get_db(), version_id, level=level, tol=_tolerances())
-    return _geojson(problem_report.as_geojson(result))
+    return geojson_response(problem_report.as_geojson(result))
 
 
 @bp.post("/versions/<int:version_id>/check-cell")
@@ -58,7 +58,7 @@ def check_cell(version_id):
         raise BadInput("level must be a whole number from 0 to 3")
     result = partition_service.check_edited_cell(get_db(), version_id, code, geometry, level=level,
                                                  parent_code=body.get("parent_code"), tol=_tolerances())
-    return _geojson(problem_report.as_geojson(result))
+    return geojson_response(problem_report.as_geojson(result))
 
 
 def parse_polygon(value):
@@ -90,7 +90,7 @@ def _tolerances():
     return Tolerances(**values)
 
 
-def _geojson(body):
+def geojson_response(body):
     response = jsonify(body)
     response.mimetype = "application/geo+json"
     return response
@@ -110,7 +110,7 @@ def parse_bbox(text):
     return x0, y0, x1, y1
 
 
-def _int_arg(name, low, high):
+def int_arg(name, low, high):
     text = request.args.get(name)
     if text is None or text == "":
         return None

@@ -1,0 +1,102 @@
+"""``/api/v1/reports``: field reports in (JSON or form data) and out (JSON and GeoJSON)."""
+import datetime as dt
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import UnsupportedMediaType
+
+from gis import incidents
+from gis.errors import BadInput
+from webmap import get_db
+from webmap.api import geojson_response, int_arg, parse_bbox
+
+bp = Blueprint("reports", __name__, url_prefix="/api/v1/reports")
+
+MAX_BODY = 1024 * 1024
+MAX_PAGE = 1000
+
+
+@bp.before_request
+def limit_body():
+    request.max_content_length = MAX_BODY  # larger bodies are refused with 413 before they are read
+
+
+@bp.post("")
+def create():
+    """A new report: 201 with the routed incident; 200 with the same incident for a repeated
+    client_request_id; 409 when that id came with different content."""
+    fields = request_fields()
+    source = fields.pop("source", "field_app")
+    if source not in ("field_app", "hotline"):
+        raise BadInput("source must be field_app or hotline (Open311 and imports have their own ways in)")
+    report = incidents.parse_report(fields, source=source)
+    incident, created = incidents.submit(get_db(), report, current_app.extensions["gridmap_routing"])
+    response = jsonify(incident)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/api/v1/reports/{incident['id']}"
+    return response
+
+
+@bp.get("/<public_id>")
+def show(public_id):
+    with get_db().cursor() as cur:
+        return jsonify(incidents.get(cur, public_id))
+
+
+@bp.get("")
+def index():
+    """Incidents as GeoJSON, newest first, ``limit`` per page; pass the answer's ``next`` as ``after``."""
+    query = incidents.Query(
+        bbox=parse_bbox(request.args.get("bbox")),
+        cell=request.args.get("cell") or None,
+        level=int_arg("level", 0, 3),
+        categories=_list_arg("category"),
+        statuses=_list_arg("status"),
+        routing_statuses=_routing_statuses(),
+        since=parse_time("since"),
+        until=parse_time("until"),
+        after=int_arg("after", 1, None),
+        limit=int_arg("limit", 1, MAX_PAGE) or 100,
+    )
+    with get_db().cursor() as cur:
+        rows, next_cursor = incidents.search(cur, query)
+    return geojson_response(incidents.as_geojson(rows, next_cursor))
+
+
+def request_fields():
+    """The body as a dict: a JSON object, or form fields (``media`` may repeat)."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadInput("the body is not a JSON object")
+        return body
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        fields = {k: v for k, v in request.form.items() if k != "media"}
+        if request.form.getlist("media"):
+            fields["media"] = request.form.getlist("media")
+        return fields
+    raise UnsupportedMediaType("send the report as JSON (application/json) or as form data")
+
+
+def _list_arg(name):
+    text = request.args.get(name)
+    return tuple(p.strip() for p in text.split(",") if p.strip()) if text else ()
+
+
+def _routing_statuses():
+    values = _list_arg("routing")
+    allowed = ("routed", "shared_edge", "ambiguous", "snapped", "unrouted")
+    for v in values:
+        if v not in allowed:
+            raise BadInput(f"routing {v!r} is not one of {', '.join(allowed)}")
+    return values
+
+
+def parse_time(name):
+    text = request.args.get(name)
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"{name} must be an ISO 8601 date or date-time; got {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=incidents.CHINA_TIME)
