@@ -11,8 +11,6 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-import psycopg2.errors
-
 from gis import crs as crs_mod
 from gis.errors import BadInput, Conflict, NotFound
 
@@ -22,6 +20,7 @@ SOURCES = ("field_app", "open311", "hotline", "import")
 OPEN_STATES = ("reported", "opened", "dispatched", "in_progress", "handled")
 CLOSED_STATES = ("closed", "voided")
 LEVEL_NAMES = ("district", "street", "community", "grid")
+ROUTING_STATUSES = ("routed", "shared_edge", "ambiguous", "snapped", "unrouted")  # the SQL enum routing_status
 REPORTER_FIELDS = ("name", "phone", "email", "device_id", "account_id")
 CHINA_TIME = dt.timezone(dt.timedelta(hours=8))
 
@@ -233,33 +232,6 @@ def link_duplicate(cur, incident_id, routing):
         " where id = %s returning duplicate_of",
         (routing.duplicate_m, routing.duplicate_hours * 3600, incident_id))
     return cur.fetchone()["duplicate_of"]
-
-
-def reroute(db, *, version_id=None, routing=Routing(), open_only=True, commit=False):
-    """Route the incidents again against a version (default: the active one), one SQL call each.
-
-    Only incidents whose answer changes get a new routing row; returns counts by new status and the
-    number that moved. Without ``commit`` the transaction is rolled back: a dry run.
-    """
-    with db.connection() as conn, conn.cursor() as cur:
-        cur.execute(
-            "with again as ("
-            "  select i.id, i.routing_status, i.grid_id, i.community_id, i.street_id, i.district_id, r.*"
-            "    from incident i, route_report(ST_X(i.geom), ST_Y(i.geom), i.accuracy_m, %s, %s) r"
-            "   where %s or i.status not in ('closed', 'voided'))"
-            " select id from again"
-            "  where routing_status is distinct from status or grid_id is distinct from cell_ids[4]"
-            "     or community_id is distinct from cell_ids[3] or street_id is distinct from cell_ids[2]"
-            "     or district_id is distinct from cell_ids[1]",
-            (routing.snap_m, version_id, not open_only))
-        moved = [r[0] for r in cur.fetchall()]
-        for incident_id in moved:
-            cur.execute("select route_incident(%s, 'reroute', %s, %s)", (incident_id, routing.snap_m, version_id))
-        cur.execute("select routing_status::text, count(*) from incident where id = any(%s) group by 1", (moved,))
-        by_status = dict(cur.fetchall())
-        if not commit:
-            conn.rollback()
-    return {"moved": len(moved), "by_status": by_status, "committed": commit}
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -264,3 +264,16 @@ def test_reports_are_listed_as_geojson_with_filters_and_pages(client, active):  
 def test_bad_list_filters_are_400(client, active, query, message):  # noqa: F811
     r = client.get("/api/v1/reports?" + query)
     assert r.status_code == 400 and message in r.json["message"]
+
+
+def test_the_openapi_document_is_valid_and_describes_the_reports_api(client, active):  # noqa: F811
+    from openapi_spec_validator import validate
+
+    doc = client.get("/api/v1/openapi.json").json
+    validate(doc)
+    assert {"post", "get"} <= set(doc["paths"]["/api/v1/reports"])
+    schema = doc["paths"]["/api/v1/reports"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["lon", "lat", "category"] and schema["properties"]["description"]["maxLength"] == 4000
+    # every field the API accepts is described, and nothing else
+    assert set(schema["properties"]) == {"lon", "lat", "crs", "accuracy_m", "category", "description", "address",
+                                         "client_request_id", "reporter", "reported_at", "media", "source"}

@@ -27,11 +27,12 @@ def create_app(test_config=None):
     app.extensions["gridmap_db"] = Database(app.config["DATABASE_URL"])
     app.extensions["gridmap_routing"] = app.config.get("ROUTING") or Routing.from_settings(settings)
 
-    from webmap import api, open311, pages, reports, vendor
+    from webmap import api, open311, openapi, pages, reports, vendor
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(vendor.bp)
 

@@ -84,10 +84,9 @@ def _list_arg(name):
 
 def _routing_statuses():
     values = _list_arg("routing")
-    allowed = ("routed", "shared_edge", "ambiguous", "snapped", "unrouted")
     for v in values:
-        if v not in allowed:
-            raise BadInput(f"routing {v!r} is not one of {', '.join(allowed)}")
+        if v not in incidents.ROUTING_STATUSES:
+            raise BadInput(f"routing {v!r} is not one of {', '.join(incidents.ROUTING_STATUSES)}")
     return values
 
 

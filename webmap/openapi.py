@@ -1,0 +1,171 @@
+"""``/api/v1/openapi.json``: the OpenAPI 3.0 description of the native API, written next to the views it
+describes so that a change to one is seen beside the other."""
+from flask import Blueprint, jsonify
+
+from gis.incidents import (CLOSED_STATES, LEVEL_NAMES, MAX_DESCRIPTION, MAX_MEDIA, OPEN_STATES, REPORTER_FIELDS,
+                           ROUTING_STATUSES)
+
+bp = Blueprint("openapi", __name__)
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+
+
+def _query(name, schema, description):
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _path(name, schema, description):
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
+
+REPORT_INPUT = {
+    "type": "object",
+    "required": ["lon", "lat", "category"],
+    "additionalProperties": False,
+    "properties": {
+        "lon": {"type": "number", "description": "longitude, or easting for a projected CRS"},
+        "lat": {"type": "number", "description": "latitude, or northing for a projected CRS"},
+        "crs": {"type": "string", "default": "EPSG:4326",
+                "description": "EPSG:<code>, wgs84, cgcs2000, gcj02 (AMap, Tencent) or bd09 (Baidu)"},
+        "accuracy_m": {"type": "number", "minimum": 0, "maximum": 100000, "description": "GPS accuracy radius"},
+        "category": {"type": "string", "description": "subclass code of the event classification, e.g. 0102"},
+        "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
+        "address": {"type": "string", "maxLength": 500},
+        "client_request_id": {"type": "string", "minLength": 1, "maxLength": 200,
+                              "description": "the client's id: sending it again returns the same incident"},
+        "reporter": {"type": "object", "additionalProperties": False,
+                     "properties": {f: {"type": "string", "maxLength": 200} for f in REPORTER_FIELDS}},
+        "reported_at": {"type": "string", "format": "date-time", "description": "default: when it arrives"},
+        "media": {"type": "array", "maxItems": MAX_MEDIA, "items": {"type": "string", "format": "uri"}},
+        "source": {"type": "string", "enum": ["field_app", "hotline"], "default": "field_app"},
+    },
+}
+
+CELL = {"type": "object", "properties": {
+    "level": {"type": "integer", "minimum": 0, "maximum": 3},
+    "level_name": {"type": "string", "enum": list(LEVEL_NAMES)},
+    "code": {"type": "string"}, "name": {"type": "string"}}}
+
+INCIDENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "public id: <date received, China time>-<number>"},
+        "category": {"type": "object"},
+        "description": {"type": "string"},
+        "address": {"type": "string"},
+        "location": {"type": "object", "description": "as routed, EPSG:4326"},
+        "given_location": {"type": "object", "description": "as sent: x, y and crs"},
+        "accuracy_m": {"type": "number", "nullable": True},
+        "source": {"type": "string"},
+        "reporter": {"type": "object"},
+        "client_request_id": {"type": "string", "nullable": True},
+        "reported_at": {"type": "string", "format": "date-time"},
+        "received_at": {"type": "string", "format": "date-time"},
+        "media": {"type": "array", "items": {"type": "string"}},
+        "status": {"type": "string", "enum": list(OPEN_STATES + CLOSED_STATES)},
+        "duplicate_of": {"type": "string", "nullable": True,
+                         "description": "an open incident of the same subclass this report may repeat"},
+        "routing": {"type": "object", "properties": {
+            "status": {"type": "string", "enum": list(ROUTING_STATUSES)},
+            "version": {"type": "integer", "nullable": True},
+            "cells": {"type": "array", "items": CELL},
+            "candidates": {"type": "array", "items": {"type": "string"}},
+            "snap_distance_m": {"type": "number", "nullable": True},
+            "staff": {"type": "array", "items": {"type": "object"}}}},
+    },
+}
+
+
+def document():
+    geojson = {"application/geo+json": {"schema": {"$ref": "#/components/schemas/FeatureCollection"}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "GridMap API", "version": "1",
+                 "description": "Grid-management GIS: grids, field reports routed to their cells, partition checks."},
+        "paths": {
+            "/api/v1/reports": {
+                "post": {
+                    "summary": "Report a problem: stored, routed to its cells and people",
+                    "requestBody": {"required": True, "content": {
+                        "application/json": {"schema": REPORT_INPUT},
+                        "application/x-www-form-urlencoded": {"schema": REPORT_INPUT}}},
+                    "responses": {
+                        "201": {"description": "the new incident",
+                                "content": {"application/json": {"schema": INCIDENT}}},
+                        "200": {"description": "the incident first made with this client_request_id",
+                                "content": {"application/json": {"schema": INCIDENT}}},
+                        "400": _ERROR, "409": _ERROR, "413": _ERROR, "415": _ERROR},
+                },
+                "get": {
+                    "summary": "Incidents as GeoJSON, newest first",
+                    "parameters": [
+                        _query("bbox", {"type": "string"}, "min_lon,min_lat,max_lon,max_lat"),
+                        _query("cell", {"type": "string"}, "a grid code: incidents routed into that cell"),
+                        _query("level", {"type": "integer", "minimum": 0, "maximum": 3},
+                               "without cell: incidents routed down to this level and no further"),
+                        _query("category", {"type": "string"}, "subclass or class codes, comma-separated"),
+                        _query("status", {"type": "string"}, "workflow states or 'open', comma-separated"),
+                        _query("routing", {"type": "string"}, "routing statuses, comma-separated"),
+                        _query("since", {"type": "string", "format": "date-time"}, "reported at or after"),
+                        _query("until", {"type": "string", "format": "date-time"}, "reported before"),
+                        _query("after", {"type": "integer", "minimum": 1}, "the previous page's 'next'"),
+                        _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                               "page size"),
+                    ],
+                    "responses": {"200": {"description": "a page of incidents", "content": geojson},
+                                  "400": _ERROR},
+                },
+            },
+            "/api/v1/reports/{id}": {"get": {
+                "summary": "One incident",
+                "parameters": [_path("id", {"type": "string"}, "the public id")],
+                "responses": {"200": {"description": "the incident",
+                                      "content": {"application/json": {"schema": INCIDENT}}},
+                              "404": _ERROR}}},
+            "/api/v1/grids": {"get": {
+                "summary": "Cells of a version as GeoJSON",
+                "parameters": [
+                    _query("level", {"type": "integer", "minimum": 0, "maximum": 3}, "0 district … 3 unit grid"),
+                    _query("bbox", {"type": "string"}, "min_lon,min_lat,max_lon,max_lat"),
+                    _query("version", {"type": "integer", "minimum": 1}, "default: the active version"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 20000}, "at most 20,000")],
+                "responses": {"200": {"description": "cells", "content": geojson}, "400": _ERROR, "404": _ERROR}}},
+            "/api/v1/versions": {"get": {
+                "summary": "Grid versions",
+                "responses": {"200": {"description": "versions", "content": {"application/json": {
+                    "schema": {"type": "array", "items": {"type": "object"}}}}}}}},
+            "/api/v1/versions/{version}/problems": {"get": {
+                "summary": "Every partition problem of a version (overlaps, gaps, slivers, …) as GeoJSON",
+                "parameters": [_path("version", {"type": "integer"}, "version id"),
+                               _query("level", {"type": "integer", "minimum": 0, "maximum": 3}, "one level")],
+                "responses": {"200": {"description": "problems", "content": geojson},
+                              "400": _ERROR, "404": _ERROR}}},
+            "/api/v1/versions/{version}/check-cell": {"post": {
+                "summary": "The problems one edited cell takes part in",
+                "parameters": [_path("version", {"type": "integer"}, "version id")],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["code", "geometry"],
+                    "properties": {"code": {"type": "string"}, "geometry": {"type": "object"},
+                                   "level": {"type": "integer"}, "parent_code": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "problems", "content": geojson},
+                              "400": _ERROR, "404": _ERROR}}},
+        },
+        "components": {
+            "schemas": {
+                "FeatureCollection": {"type": "object", "required": ["type", "features"], "properties": {
+                    "type": {"type": "string", "enum": ["FeatureCollection"]},
+                    "features": {"type": "array", "items": {"type": "object"}},
+                    "next": {"type": "integer", "nullable": True}}},
+                "Error": {"type": "object", "required": ["error", "message"], "properties": {
+                    "error": {"type": "string"}, "message": {"type": "string"},
+                    "details": {"type": "array", "items": {"type": "string"}}}},
+            },
+            "responses": {"Error": {"description": "what is wrong, in words",
+                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+        },
+    }
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi():
+    return jsonify(document())
