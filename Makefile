@@ -41,6 +41,7 @@ endif
 
 run: db
 	@$(BIN)/gridmap demo load
+	@$(BIN)/gridmap demo history
 	@echo "GridMap: http://$(HOST):$(PORT)  (Ctrl-C to stop the web app; 'make stop' stops the database)"
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - 'webmap:create_app()'
 

@@ -7,14 +7,16 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
-from bench import bench_partition
+from bench import bench_http, bench_partition, bench_routing
+from gis import event_classes
 from gis.db import Database, migrate, recreate_database, sibling_database_url
 from gis.settings import Settings
 
-BENCHMARKS = [bench_partition]
+BENCHMARKS = [bench_partition, bench_routing, bench_http]  # bench_http uses the grid bench_routing loads
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -26,14 +28,16 @@ def machine():
             "python": platform.python_version(), "platform": platform.platform()}
 
 
-def main():
-    url = sibling_database_url(Settings.from_env().database_url, "_bench")
+def main(names=None):
+    """Run every benchmark, or those named (``python -m bench.run routing http``)."""
+    chosen = [b for b in BENCHMARKS if not names or b.__name__.split("_", 1)[1] in names](Settings.from_env().database_url, "_bench")
     recreate_database(url)
     db = Database(url)
     migrate(db)
+    event_classes.sync(db)
     rows = []
     started = time.perf_counter()
-    for bench in BENCHMARKS:
+    for bench in chosen:
         print(f"{bench.__name__}:")
         bench.run(db, rows)
     db.close()
@@ -56,4 +60,4 @@ def main():
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -254,6 +254,87 @@ def staff_import_cmd(ctx, path, version_id, commit):
     click.echo(f"{'assigned' if commit else 'would assign (dry run)'} {n} post(s) in version {version_id}")
 
 
+# --- incidents --------------------------------------------------------------------------------------
+
+@main.group()
+def incidents():
+    """Field reports: import files of them, route them again."""
+
+
+@incidents.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--lon", "lon_field", help="column of longitudes / eastings (default: the file's point geometry)")
+@click.option("--lat", "lat_field", help="column of latitudes / northings")
+@click.option("--crs", help="CRS of the coordinates: EPSG:n, wgs84, cgcs2000, gcj02 or bd09 (default EPSG:4326)")
+@click.option("--category-field", default="category", show_default=True)
+@click.option("--description-field", default="description", show_default=True)
+@click.option("--time-field", default="reported_at", show_default=True)
+@click.option("--accuracy-field", default="accuracy_m", show_default=True)
+@click.option("--id-field", default="client_request_id", show_default=True,
+              help="the source system's id: importing the same file twice adds nothing")
+@click.option("--snap-m", type=click.FloatRange(min=0), help="snapping distance (default: GRIDMAP_SNAP_M or 30)")
+@click.option("--commit", is_flag=True, help="write; without it nothing is written (dry run)")
+@pass_ctx
+@reports_errors
+def incidents_import_cmd(ctx, path, lon_field, lat_field, crs, category_field, description_field, time_field,
+                         accuracy_field, id_field, snap_m, commit):
+    """Import a CSV, GeoJSON or GeoPackage of reports, checked row by row and routed in bulk."""
+    from gis import incident_import
+
+    fields = incident_import.ImportFields(
+        lon=lon_field, lat=lat_field, crs=crs, category=category_field, description=description_field,
+        reported_at=time_field, accuracy=accuracy_field, client_request_id=id_field)
+    report = incident_import.import_incidents(ctx.db, path, fields, snap_m=_snap(ctx, snap_m), commit=commit)
+    for line in report.lines():
+        click.echo(line)
+
+
+@incidents.command("reroute")
+@click.option("--version", "version_id", type=int, help="the grid version to route against (default: the active one)")
+@click.option("--all", "everything", is_flag=True, help="closed incidents too (default: open ones only)")
+@click.option("--snap-m", type=click.FloatRange(min=0), help="snapping distance (default: GRIDMAP_SNAP_M or 30)")
+@click.option("--commit", is_flag=True, help="write; without it nothing is written (dry run)")
+@pass_ctx
+@reports_errors
+def incidents_reroute_cmd(ctx, version_id, everything, snap_m, commit):
+    """Route incidents again; those whose cells change get a new routing record (history is kept)."""
+    from gis import batch_routing
+
+    result = batch_routing.reroute(ctx.db, version_id=version_id, snap_m=_snap(ctx, snap_m),
+                                   open_only=not everything, commit=commit)
+    click.echo(f"{result['moved']:,} of {result['considered']:,} incidents move to other cells in version "
+               f"{result['version']}; {result['written']:,} new routing records"
+               + ("" if commit else " would be written (dry run; --commit to write)"))
+    for status, count in sorted(result["by_status"].items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {status:<12} {count:>10,}")
+
+
+def _snap(ctx, snap_m):
+    return ctx.settings.snap_m if snap_m is None else snap_m
+
+
+@main.command("route-file")
+@click.option("--cells", "cells_path", type=click.Path(path_type=Path), required=True, help="polygon layer")
+@click.option("--code-field", required=True, help="field of the cells' codes")
+@click.option("--cells-layer", help="layer of the cells file, when it has several")
+@click.option("--points", "points_path", type=click.Path(path_type=Path), required=True,
+              help="CSV, GeoJSON, GeoPackage or Shapefile of points")
+@click.option("--points-layer")
+@click.option("--lon", "lon_field", help="column of longitudes / eastings (default: the point geometry)")
+@click.option("--lat", "lat_field", help="column of latitudes / northings")
+@click.option("--crs", help="CRS of the points: EPSG:n, wgs84, cgcs2000, gcj02 or bd09 (default EPSG:4326)")
+@click.option("--snap-m", type=click.FloatRange(min=0), default=30, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="CSV to write")
+@reports_errors
+def route_file_cmd(**options):
+    """Route points against cells from files, without the database: every row with its cell code."""
+    from gis.route_file import route_file
+
+    report = route_file(**options)
+    for line in report.lines():
+        click.echo(line)
+
+
 # --- API keys ---------------------------------------------------------------------------------------
 
 @main.group()
@@ -310,6 +391,42 @@ def demo_load_cmd(ctx):
 
     message = demo_load.load_demo(ctx.db, ctx.settings, echo=click.echo)
     click.echo(message)
+
+
+@demo.command("history")
+@click.option("--count", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="How many incidents to generate.")
+@click.option("--seed", type=int, default=None, help="Random seed (default: the demo's own, 20261123).")
+@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True,
+              help="Spread over this many days before 2026-11-23 00:00 China time.")
+@pass_ctx
+@reports_errors
+def demo_history_cmd(ctx, count, seed, days):
+    """Load a deterministic history of demo incidents into the active version, once, and route them."""
+    from gis import demo_history
+
+    seed = demo_history.DEFAULT_SEED if seed is None else seed
+    message = demo_history.load(ctx.db, ctx.settings, count=count, seed=seed, days=days, echo=click.echo)
+    click.echo(message)
+
+
+@main.command("simulate")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The running GridMap server.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
+              help="Reports per second.")
+@click.option("--duration", type=click.FloatRange(min=0), default=None, help="Stop after this many seconds.")
+@click.option("--count", type=click.IntRange(min=0), default=None, help="Stop after this many reports.")
+@click.option("--seed", type=int, default=None, help="Random seed for places and categories.")
+@reports_errors
+def simulate_cmd(url, rate, duration, count, seed):
+    """Post live field reports to a running server at a steady rate until --duration, --count or Ctrl-C.
+
+    Exit status 1 when some reports failed (after three retries each)."""
+    from gis import simulate
+
+    summary = simulate.simulate(url, rate=rate, duration=duration, count=count, seed=seed, echo=click.echo)
+    if summary["errors"]:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
