@@ -17,6 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import requests
 
+from gis.demo_load import load_demo
+from gis.settings import Settings
+
 STEADY_RATE = 200
 STEADY_SECONDS = 20
 SUSTAINED_SECONDS = 20
@@ -25,7 +28,7 @@ GUNICORN_WORKERS = 4
 
 
 def run(db, rows):
-    """Needs the demo grid in ``db`` (bench_routing loads it)."""
+    load_demo(db, Settings.from_env(), echo=lambda line: print("  " + line))  # at once if loaded already
     with db.cursor() as cur:
         cur.execute("select ST_X(p) as lon, ST_Y(p) as lat from (select ST_PointOnSurface(c.geom) as p"
                     " from grid_cell c join grid_version v on v.id = c.version_id and v.status = 'active'"
@@ -38,7 +41,7 @@ def run(db, rows):
         steady = _in_processes(_steady, base, points, processes=2, rate=STEADY_RATE / 2, seconds=STEADY_SECONDS)
         latencies = np.concatenate([s["latencies"] for s in steady])
         errors = sum(s["errors"] for s in steady)
-        p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+        p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]) * 1000)
         print(f"  steady {STEADY_RATE}/s for {STEADY_SECONDS} s: {len(latencies):,} reports, p50 {p50:.1f} ms, "
               f"p99 {p99:.1f} ms, {errors} errors")
         sustained = _in_processes(_closed_loop, base, points, processes=2, clients=SUSTAINED_CLIENTS // 2,
@@ -47,6 +50,7 @@ def run(db, rows):
         rate = len(acknowledged) / SUSTAINED_SECONDS
         s_errors = sum(s["errors"] for s in sustained)
         s_lat = np.concatenate([s["latencies"] for s in sustained]) * 1000
+        rate = float(rate)
         print(f"  sustained with {SUSTAINED_CLIENTS} clients: {rate:,.0f} reports/s, p50 {np.percentile(s_lat, 50):.1f} ms,"
               f" p99 {np.percentile(s_lat, 99):.1f} ms, {s_errors} errors")
         acknowledged += [rid for s in steady for rid in s["acknowledged"]]
@@ -78,10 +82,10 @@ def _gunicorn(url, port):
          "--workers", str(GUNICORN_WORKERS), "--log-level", "warning", "webmap:create_app()"], env=env)
     for _ in range(200):
         try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200:
                 return server
-        except requests.ConnectionError:
-            time.sleep(0.1)
+        except requests.RequestException:
+            time.sleep(0.2)
     server.terminate()
     raise RuntimeError("gunicorn did not start")
 

@@ -16,7 +16,7 @@ from gis import event_classes
 from gis.db import Database, migrate, recreate_database, sibling_database_url
 from gis.settings import Settings
 
-BENCHMARKS = [bench_partition, bench_routing, bench_http]  # bench_http uses the grid bench_routing loads
+BENCHMARKS = [bench_partition, bench_routing, bench_http]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -30,7 +30,8 @@ def machine():
 
 def main(names=None):
     """Run every benchmark, or those named (``python -m bench.run routing http``)."""
-    chosen = [b for b in BENCHMARKS if not names or b.__name__.split("_", 1)[1] in names](Settings.from_env().database_url, "_bench")
+    chosen = [b for b in BENCHMARKS if not names or b.__name__.split("_", 1)[1] in names]
+    url = sibling_database_url(Settings.from_env().database_url, "_bench")
     recreate_database(url)
     db = Database(url)
     migrate(db)

@@ -89,6 +89,8 @@ def parse_report(data, *, source="field_app", now=None):
     accuracy = _number(data, "accuracy_m")
     if accuracy is not None and not 0 <= accuracy <= 100_000:
         raise BadInput("accuracy_m must be between 0 and 100000 metres")
+    if accuracy is not None:
+        accuracy = round(accuracy, 2)  # centimetres are more than any GPS knows
     category = _text(data, "category", 16)
     if not category:
         raise BadInput("category is required: a subclass code of the event classification (see /open311/v2/services.json)")
@@ -192,21 +194,17 @@ def submit(db, report, routing=Routing()):
             raise BadInput(f"unknown category {report.category!r}: use a subclass code of the event "
                            "classification (GET /open311/v2/services.json lists them)")
         cur.execute(
-            "insert into incident (category, description, address, given_x, given_y, given_crs, geom, accuracy_m,"
-            " source, reporter, client_request_id, request_sha256, reported_at, media_urls)"
-            " values (%s, %s, %s, %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s, %s, %s, %s, %s,"
-            "         coalesce(%s, now()), %s)"
-            " on conflict (client_request_id) do nothing returning id",
+            "select * from submit_report(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " make_interval(secs => %s))",
             (report.category, report.description, report.address, report.x, report.y, report.crs, report.lon,
              report.lat, report.accuracy_m, report.source, json.dumps(report.reporter, ensure_ascii=False),
-             report.client_request_id, digest, report.reported_at, list(report.media)))
+             report.client_request_id, digest, report.reported_at, list(report.media), routing.snap_m,
+             routing.duplicate_m, routing.duplicate_hours * 3600))
         row = cur.fetchone()
-        if row is None:
-            return _earlier_submission(cur, report.client_request_id, digest), False
-        incident_id = row["id"]
-        cur.execute("select route_incident(%s, 'intake', %s)", (incident_id, routing.snap_m))
-        link_duplicate(cur, incident_id, routing)
-        return _fetch(cur, "i.id = %s", (incident_id,)), True
+        if row["request_sha256"] != digest:
+            raise Conflict(f"client_request_id {report.client_request_id!r} was already used for a different "
+                           "report; use a new id for a new report")
+        return _fetch(cur, row["incident_id"]), row["created"]
 
 
 def _category_in_service(cur, code):
@@ -214,57 +212,25 @@ def _category_in_service(cur, code):
     return cur.fetchone() is not None
 
 
-def _earlier_submission(cur, client_request_id, digest):
-    cur.execute("select id, request_sha256 from incident where client_request_id = %s", (client_request_id,))
-    row = cur.fetchone()
-    if row["request_sha256"] != digest:
-        raise Conflict(f"client_request_id {client_request_id!r} was already used for a different report; "
-                       "use a new id for a new report")
-    return _fetch(cur, "i.id = %s", (row["id"],))
-
-
-def link_duplicate(cur, incident_id, routing):
-    """Link the incident to the open one it may repeat (same subclass, near in space and time), if any."""
-    if routing.duplicate_m <= 0 or routing.duplicate_hours <= 0:
-        return None
-    cur.execute(
-        "update incident set duplicate_of = possible_duplicate_of(id, %s, make_interval(secs => %s))"
-        " where id = %s returning duplicate_of",
-        (routing.duplicate_m, routing.duplicate_hours * 3600, incident_id))
-    return cur.fetchone()["duplicate_of"]
-
-
 # --- reading -----------------------------------------------------------------------------------
 
-_SELECT = """
-select i.id, i.public_id, i.category, s.name_zh as category_name_zh, s.name_en as category_name_en,
-       s.class_code, s.department_code, i.description, i.address, i.given_x, i.given_y, i.given_crs,
-       ST_X(i.geom) as lon, ST_Y(i.geom) as lat, i.accuracy_m, i.source, i.reporter, i.client_request_id,
-       i.reported_at, i.received_at, i.media_urls, i.status, i.status_changed_at,
-       d.public_id as duplicate_of, i.version_id, i.routing_status::text as routing_status,
-       r.candidates, r.snap_distance_m, r.routed_at, r.staff,
-       (select coalesce(json_agg(json_build_object('level', c.level, 'code', c.code, 'name', c.name)
-                                 order by c.level), '[]')
-          from grid_cell c where c.id in (i.district_id, i.street_id, i.community_id, i.grid_id)) as cells
-  from incident i
-  join event_subclass s on s.code = i.category
-  left join incident d on d.id = i.duplicate_of
-  left join incident_routing r on r.id = i.routing_id
-"""
+def _fetch(cur, incident_id):
+    rows = _rows(cur, [incident_id])
+    return rows[0] if rows else None
 
 
-def _fetch(cur, where, params):
-    cur.execute(_SELECT + " where " + where, params)
-    row = cur.fetchone()
-    return as_json(row) if row else None
+def _rows(cur, ids):
+    cur.execute("select * from incident_rows(%s)", (list(ids),))
+    return [as_json(row) for row in cur.fetchall()]
 
 
 def get(cur, public_id):
     """One incident by its public id, or :class:`NotFound`."""
-    incident = _fetch(cur, "i.public_id = %s", (public_id,))
-    if incident is None:
+    cur.execute("select id from incident where public_id = %s", (public_id,))
+    row = cur.fetchone()
+    if row is None:
         raise NotFound(f"no report {public_id!r}")
-    return incident
+    return _fetch(cur, row["id"])
 
 
 def as_json(row):
@@ -355,11 +321,11 @@ def search(cur, query):
     if query.after is not None:
         where.append("i.id < %s")
         params.append(query.after)
-    cur.execute(_SELECT + " where " + " and ".join(where) + " order by i.id desc limit %s",
+    cur.execute("select i.id from incident i where " + " and ".join(where) + " order by i.id desc limit %s",
                 params + [query.limit + 1])
-    rows = cur.fetchall()
-    next_cursor = rows[query.limit - 1]["id"] if len(rows) > query.limit else None
-    return [as_json(r) for r in rows[:query.limit]], next_cursor
+    ids = [r["id"] for r in cur.fetchall()]
+    next_cursor = ids[query.limit - 1] if len(ids) > query.limit else None
+    return _rows(cur, ids[:query.limit]), next_cursor
 
 
 def _level_of_code(code):

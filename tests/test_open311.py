@@ -159,3 +159,18 @@ def test_an_open311_client_from_pypi_works_unchanged(live_server, active, api_ke
     assert [r["service_request_id"] for r in listed] == [service_request_id]
     one = client.get_service_request(service_request_id)
     assert one["service_request_id"] == service_request_id and one["description"] == "占道经营"
+
+
+def test_key_commands_refuse_bad_names_and_unknown_keys(active, runner):  # noqa: F811
+    bad = run(runner, "key", "create", "not a name!")
+    assert bad.exit_code == 2 and "a key name is" in bad.output
+    assert run(runner, "key", "create", "tablet-7").exit_code == 0
+    again = run(runner, "key", "create", "tablet-7")
+    assert again.exit_code == 2 and "exists already" in again.output
+    missing = run(runner, "key", "revoke", "nobody")
+    assert missing.exit_code == 2 and "no API key 'nobody'" in missing.output
+    listed = run(runner, "key", "list")
+    assert "tablet-7" in listed.output and "in use" in listed.output
+    with active.cursor() as cur:
+        cur.execute("select key_sha256 from api_key")
+        assert len(cur.fetchone()["key_sha256"]) == 64  # only the hash is kept

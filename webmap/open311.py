@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from gis import api_keys, event_classes, incidents
 from gis.errors import BadInput, Forbidden, GridMapError, NotFound
 from webmap import get_db
-from webmap.reports import MAX_BODY
+from webmap.reports import MAX_BODY, list_arg, parse_time
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
@@ -117,22 +117,22 @@ def create_request(fmt):
 @bp.get("/requests.<fmt>")
 def list_requests(fmt):
     _check_format(fmt)
-    ids = _csv_arg("service_request_id")
+    ids = list_arg("service_request_id")
     if ids:  # the specification: ids override every other filter
         query = incidents.Query(ids=ids, limit=MAX_REQUESTS)
     else:
-        end = _date_arg("end_date") or dt.datetime.now(dt.timezone.utc)
-        start = _date_arg("start_date") or end - DEFAULT_SPAN
+        end = parse_time("end_date", dt.timezone.utc) or dt.datetime.now(dt.timezone.utc)
+        start = parse_time("start_date", dt.timezone.utc) or end - DEFAULT_SPAN
         if not start <= end:
             raise BadInput("start_date must be before end_date")
         if end - start > DEFAULT_SPAN:
             raise BadInput("start_date and end_date may not span more than 90 days")
-        statuses = _csv_arg("status")
+        statuses = list_arg("status")
         for s in statuses:
             if s not in ("open", "closed"):
                 raise BadInput(f"status must be open or closed; got {s!r}")
         query = incidents.Query(
-            categories=_csv_arg("service_code"), since=start, until=end + dt.timedelta(microseconds=1),
+            categories=list_arg("service_code"), since=start, until=end + dt.timedelta(microseconds=1),
             statuses=tuple(x for s in statuses for x in (("open",) if s == "open" else incidents.CLOSED_STATES)),
             limit=MAX_REQUESTS)
     with get_db().cursor() as cur:
@@ -198,22 +198,6 @@ def _w3c(when):
 def _check_format(fmt):
     if fmt not in FORMATS:
         raise NotFound(f"format {fmt!r} is not offered; use .json or .xml")
-
-
-def _csv_arg(name):
-    text = request.args.get(name, "")
-    return tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def _date_arg(name):
-    text = request.args.get(name)
-    if not text:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadInput(f"{name} must be a w3 date-time, e.g. 2026-11-01T00:00:00Z; got {text!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _errors(code, description):

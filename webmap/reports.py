@@ -49,8 +49,8 @@ def index():
         bbox=parse_bbox(request.args.get("bbox")),
         cell=request.args.get("cell") or None,
         level=int_arg("level", 0, 3),
-        categories=_list_arg("category"),
-        statuses=_list_arg("status"),
+        categories=list_arg("category"),
+        statuses=list_arg("status"),
         routing_statuses=_routing_statuses(),
         since=parse_time("since"),
         until=parse_time("until"),
@@ -77,20 +77,21 @@ def request_fields():
     raise UnsupportedMediaType("send the report as JSON (application/json) or as form data")
 
 
-def _list_arg(name):
+def list_arg(name):
     text = request.args.get(name)
     return tuple(p.strip() for p in text.split(",") if p.strip()) if text else ()
 
 
 def _routing_statuses():
-    values = _list_arg("routing")
+    values = list_arg("routing")
     for v in values:
         if v not in incidents.ROUTING_STATUSES:
             raise BadInput(f"routing {v!r} is not one of {', '.join(incidents.ROUTING_STATUSES)}")
     return values
 
 
-def parse_time(name):
+def parse_time(name, naive=incidents.CHINA_TIME):
+    """A date or date-time query parameter; without a zone it is taken in ``naive`` (China time)."""
     text = request.args.get(name)
     if not text:
         return None
@@ -98,4 +99,4 @@ def parse_time(name):
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise BadInput(f"{name} must be an ISO 8601 date or date-time; got {text!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=incidents.CHINA_TIME)
+    return when if when.tzinfo else when.replace(tzinfo=naive)
