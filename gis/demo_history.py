@@ -31,7 +31,6 @@ import csv
 import datetime as dt
 import functools
 import hashlib
-import inspect
 import io
 import time
 from dataclasses import dataclass
@@ -41,8 +40,8 @@ import pandas as pd
 import shapely
 from psycopg2.extras import RealDictCursor
 
+from gis import batch_routing, grid_store
 from gis import crs as crs_mod
-from gis import grid_store
 from gis.demo_people import SURNAMES, person_names
 from gis.errors import BadInput, NotFound
 from gis.event_classes import CLASSES_CSV
@@ -542,11 +541,11 @@ def load(db, settings, *, count=100_000, seed=DEFAULT_SEED, days=90, end=None, e
         echo(f"  inserted {inserted:,} incidents in {time.perf_counter() - t:.1f} s")
 
         t = time.perf_counter()
-        how = _route(cur, settings, echo)
+        batch_routing.route_unrouted(cur, reason="import", snap_m=settings.snap_m)
         cur.execute("select coalesce(routing_status::text, 'not routed') as status, count(*) as n from incident"
                     " where client_request_id like %s group by 1 order by 2 desc", (CLIENT_ID_PREFIX + "%",))
         by_routing = ", ".join(f"{r['status']} {r['n']:,}" for r in cur.fetchall())
-        echo(f"  routed ({how}) in {time.perf_counter() - t:.1f} s: {by_routing}")
+        echo(f"  routed in bulk in {time.perf_counter() - t:.1f} s: {by_routing}")
         cur.execute("analyze incident")
     by_status = ", ".join(f"{s} {n:,}" for s, n in frame["status"].value_counts().items())
     echo(f"  status: {by_status}")
@@ -589,25 +588,3 @@ def _insert(cur, frame):
     inserted = cur.rowcount
     cur.execute("drop table demo_history_in")
     return inserted
-
-
-def _route(cur, settings, echo=None):
-    """Route every incident without a routing: in bulk when gis.batch_routing is there, else one by one."""
-    try:
-        from gis import batch_routing
-    except ModuleNotFoundError as exc:
-        if exc.name != "gis.batch_routing":
-            raise
-        batch_routing = None
-    if batch_routing is not None and hasattr(batch_routing, "route_unrouted"):
-        params = inspect.signature(batch_routing.route_unrouted).parameters
-        kwargs = {"reason": "import"}
-        if "snap_m" in params:
-            kwargs["snap_m"] = settings.snap_m
-        if "echo" in params and echo is not None:
-            kwargs["echo"] = lambda line: echo(f"  {line}")
-        batch_routing.route_unrouted(cur, **kwargs)
-        return "in bulk"
-    cur.execute("select count(route_incident(id, 'import', %s)) as n"
-                "  from (select id from incident where routing_id is null order by id) i", (settings.snap_m,))
-    return "one by one"
