@@ -47,7 +47,7 @@ def run(db, rows):
     vs_sjoin = int((ours.fillna("") != pd.Series(sjoin_codes).fillna("")).sum())
     print(f"  unit grid per point: {vs_postgis} disagreement(s) with the PostGIS join, {vs_sjoin} with sjoin "
           "(lowest code of the covering cells)")
-    checked, disagreements = _against_route_report(db, router, lon, lat)
+    checked, disagreements = _against_route_report(db, router, lon, lat, routed)
     print(f"  route_report() on {checked:,} of the points (all tie points included): {disagreements} disagreement(s)")
 
     rows.append(dict(name="batch routing, 1M points, 25,708 cells", figure=route_s, unit="s",
@@ -141,10 +141,9 @@ def _postgis(db, lon, lat):
     return seconds, codes
 
 
-def _against_route_report(db, router, lon, lat):
+def _against_route_report(db, router, lon, lat, routed):
     """The full answer (status, cells, candidates) of route_report() on a sample: every point that is a
     tie (several candidates) or outside, and random others up to N_SQL_CHECK."""
-    routed = router.route(lon, lat, None, 30.0)
     special = np.flatnonzero(routed.status != 0)
     rng = np.random.default_rng(SEED)
     special = special[rng.permutation(len(special))[:N_SQL_CHECK // 2]]

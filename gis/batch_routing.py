@@ -271,25 +271,20 @@ def route_stored(cur, router, incident_ids, lon, lat, accuracy_m, *, reason, sna
                 " street_id bigint, community_id bigint, grid_id bigint, candidates text[],"
                 " snap_distance_m double precision) on commit drop")
     cur.copy_expert("copy routing_in from stdin with (format csv, null '\\N')", buffer)
-    # staff per cell once, then per routing unit grid first: the order responsible_staff() gives
+    # the cells' staff cards, unit grid first, as responsible_staff() puts them together
     cur.execute(
-        "with per_cell as ("
-        "  select cs.cell_id, jsonb_agg(jsonb_build_object("
-        "      'name', s.name, 'phone', s.phone, 'post', p.code, 'post_name_zh', p.name_zh,"
-        "      'post_name_en', p.name_en, 'level', c.level, 'cell_code', c.code) order by p.code, s.name) as staff"
-        "    from cell_staff cs join staff s on s.id = cs.staff_id join post p on p.code = cs.post"
-        "    join grid_cell c on c.id = cs.cell_id"
-        "   where c.version_id = %s group by cs.cell_id)"
-        " insert into incident_routing (incident_id, reason, version_id, status, district_id, street_id,"
-        "                               community_id, grid_id, candidates, snap_distance_m, staff)"
+        "insert into incident_routing (incident_id, reason, version_id, status, district_id, street_id,"
+        "                              community_id, grid_id, candidates, snap_distance_m, staff)"
         " select r.incident_id, %s, %s, r.status, r.district_id, r.street_id, r.community_id, r.grid_id,"
         "        r.candidates, r.snap_distance_m,"
         "        coalesce(g.staff, '[]') || coalesce(m.staff, '[]') || coalesce(s.staff, '[]') || coalesce(d.staff, '[]')"
         "   from routing_in r"
-        "   left join per_cell g on g.cell_id = r.grid_id left join per_cell m on m.cell_id = r.community_id"
-        "   left join per_cell s on s.cell_id = r.street_id left join per_cell d on d.cell_id = r.district_id"
+        "   left join cell_staff_card g on g.cell_id = r.grid_id"
+        "   left join cell_staff_card m on m.cell_id = r.community_id"
+        "   left join cell_staff_card s on s.cell_id = r.street_id"
+        "   left join cell_staff_card d on d.cell_id = r.district_id"
         "  order by r.incident_id",
-        (router.version_id, reason, router.version_id))
+        (reason, router.version_id))
     return {"written": len(frame), "moved": moved, "by_status": frame["status"].value_counts().to_dict()}
 
 

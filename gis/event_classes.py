@@ -94,6 +94,12 @@ def sync(db, path=CLASSES_CSV):
     return len(rows)
 
 
+def in_service(cur, code):
+    """Whether ``code`` is a subclass reports may be filed under."""
+    cur.execute("select 1 from event_subclass where code = %s and in_service", (code,))
+    return cur.fetchone() is not None
+
+
 def services(cur, *, in_service_only=True):
     """Every subclass with its class and department, in code order."""
     cur.execute(

@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from gis import crs as crs_mod
+from gis import event_classes
 from gis.errors import BadInput, Conflict, NotFound
 
 MAX_DESCRIPTION = 4000
@@ -190,7 +191,7 @@ def submit(db, report, routing=Routing()):
     """
     digest = report.content_sha256()
     with db.cursor() as cur:
-        if not _category_in_service(cur, report.category):
+        if not event_classes.in_service(cur, report.category):
             raise BadInput(f"unknown category {report.category!r}: use a subclass code of the event "
                            "classification (GET /open311/v2/services.json lists them)")
         cur.execute(
@@ -205,11 +206,6 @@ def submit(db, report, routing=Routing()):
             raise Conflict(f"client_request_id {report.client_request_id!r} was already used for a different "
                            "report; use a new id for a new report")
         return _fetch(cur, row["incident_id"]), row["created"]
-
-
-def _category_in_service(cur, code):
-    cur.execute("select 1 from event_subclass where code = %s and in_service", (code,))
-    return cur.fetchone() is not None
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -246,17 +246,27 @@ begin
 end $$;
 
 -- The people answerable for a routing's cells, unit grid first: a snapshot kept with the routing.
+-- Each cell's people as a card: the one place that says what a routing's staff snapshot holds.
+create view cell_staff_card as
+    select cs.cell_id,
+           jsonb_agg(jsonb_build_object(
+               'name', s.name, 'phone', s.phone, 'post', p.code, 'post_name_zh', p.name_zh,
+               'post_name_en', p.name_en, 'level', c.level, 'cell_code', c.code)
+             order by p.code, s.name) as staff
+      from cell_staff cs
+      join staff s on s.id = cs.staff_id
+      join post p on p.code = cs.post
+      join grid_cell c on c.id = cs.cell_id
+     group by cs.cell_id;
+
+-- The cards of a routing's cells, unit grid first.
 create function responsible_staff(p_cell_ids bigint[]) returns jsonb language plpgsql stable as $$
 begin
-    return (select coalesce(jsonb_agg(jsonb_build_object(
-                   'name', s.name, 'phone', s.phone, 'post', p.code, 'post_name_zh', p.name_zh,
-                   'post_name_en', p.name_en, 'level', c.level, 'cell_code', c.code)
-                 order by c.level desc, p.code, s.name), '[]'::jsonb)
-          from cell_staff cs
-          join staff s on s.id = cs.staff_id
-          join post p on p.code = cs.post
-          join grid_cell c on c.id = cs.cell_id
-         where cs.cell_id = any (p_cell_ids));
+    return coalesce((select jsonb_agg(e.person order by c.level desc, e.n)
+                       from cell_staff_card k
+                       join grid_cell c on c.id = k.cell_id,
+                            jsonb_array_elements(k.staff) with ordinality as e (person, n)
+                      where k.cell_id = any (p_cell_ids)), '[]'::jsonb);
 end $$;
 
 -- Route (or route again) one incident and keep the answer as a new routing row; returns its id.

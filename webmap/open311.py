@@ -82,7 +82,7 @@ def services(fmt):
 def service_definition(code, fmt):
     _check_format(fmt)
     with get_db().cursor() as cur:
-        if not any(r["code"] == code for r in event_classes.services(cur)):
+        if not event_classes.in_service(cur, code):
             raise NotFound(f"no service {code!r}")
     return _answer(fmt, {"service_code": code, "attributes": []}, root="service_definition",
                    items={"attributes": "attribute"})
