@@ -70,7 +70,8 @@ class GridRouter:
     the parent cell, -1 for none) and the polygons to route on with the index of the cell each stands for
     (several pieces may stand for one cell)."""
 
-    def __init__(self, ids, codes, levels, parents, part_geoms, part_cells, *, version_id=None):
+    def __init__(self, ids, codes, levels, parents, part_geoms, part_cells, *, version_id=None,
+                 buckets_per_segment=BUCKETS_PER_SEGMENT):
         self.ids = np.asarray(ids, dtype=np.int64)
         self.codes = np.asarray(codes, dtype=object)
         self.levels = np.asarray(levels, dtype=np.int8)
@@ -88,7 +89,7 @@ class GridRouter:
         for level in sorted(set(part_levels.tolist()), reverse=True):  # deepest first
             mine = part_levels == level
             self.indexes[level] = PointIndex(part_geoms[mine], part_cells[mine], rank=rank,
-                                             buckets_per_segment=BUCKETS_PER_SEGMENT)
+                                             buckets_per_segment=buckets_per_segment)
             self._parts[level] = (part_geoms[mine], part_cells[mine])
         self._trees = {}
         self.deepest = max(self.indexes)
@@ -104,8 +105,9 @@ class GridRouter:
             rows, current = rows[up], self.parents[current[up]]
 
     @classmethod
-    def from_database(cls, cur, version_id=None):
-        """The cells of a version (default: the active one) and their ``grid_cell_part`` pieces."""
+    def from_database(cls, cur, version_id=None, **options):
+        """The cells of a version (default: the active one) and their ``grid_cell_part`` pieces;
+        ``options`` go to the constructor."""
         with cur.connection.cursor() as plain:  # tuples, whatever cursor the caller uses
             if version_id is None:
                 plain.execute("select id from grid_version where status = 'active'")
@@ -126,7 +128,7 @@ class GridRouter:
         part_cells = position.reindex([p[0] for p in parts]).to_numpy(np.int64)
         part_geoms = shapely.from_wkb([bytes(p[1]) for p in parts])
         return cls(cells["id"], cells["code"], cells["level"], parents, part_geoms, part_cells,
-                   version_id=version_id)
+                   version_id=version_id, **options)
 
     @classmethod
     def from_polygons(cls, geoms, codes):

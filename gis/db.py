@@ -43,27 +43,35 @@ class Database:
         return self._pool
 
     @contextmanager
-    def connection(self):
-        """A connection inside one transaction: committed on success, rolled back on any error."""
+    def connection(self, *, autocommit=False):
+        """A connection inside one transaction: committed on success, rolled back on any error.
+        With ``autocommit`` each statement is its own transaction (one round trip less for one call)."""
         pool = self._get_pool()
         try:
             conn = pool.getconn()
         except psycopg2.pool.PoolError as exc:
             raise DatabaseUnavailable("all database connections are busy") from exc
         try:
-            with conn:
-                yield conn
+            if autocommit:
+                conn.autocommit = True
+                yield conn  # (`with conn` would send a COMMIT of nothing: a round trip)
+            else:
+                with conn:
+                    yield conn
         except psycopg2.OperationalError as exc:
             pool.putconn(conn, close=True)
             conn = None
             raise DatabaseUnavailable(f"lost the database connection: {str(exc).strip()}") from exc
         finally:
             if conn is not None:
+                if not conn.closed:
+                    conn.autocommit = False
                 pool.putconn(conn)
 
     @contextmanager
-    def cursor(self):
-        with self.connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+    def cursor(self, *, autocommit=False):
+        with self.connection(autocommit=autocommit) as conn, \
+                conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             yield cur
 
     def close(self):

@@ -12,7 +12,6 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from gis import crs as crs_mod
-from gis import event_classes
 from gis.errors import BadInput, Conflict, NotFound
 
 MAX_DESCRIPTION = 4000
@@ -182,85 +181,55 @@ def _media(value):
 
 # --- storing and routing -----------------------------------------------------------------------
 
-def submit(db, report, routing=Routing()):
-    """Store, route and link one report in one transaction.
+def submit(db, report, routing=Routing(), router=None):
+    """Store, route and link one report in one database call.
 
-    Returns ``(incident, created)``: the incident as :func:`get` gives it, and False when the
-    client_request_id was seen before with the same content (the first incident comes back).
-    A reused client_request_id with different content is a :class:`Conflict`.
+    ``router`` (a :class:`gis.worker_router.WorkerRouter`) routes it in this process when it can; the
+    database keeps that answer only if it was computed against the active version, and routes it itself
+    otherwise. Returns ``(incident, created)``: the incident as :func:`get` gives it, and False when the
+    client_request_id was seen before with the same content (the first incident comes back). A reused
+    client_request_id with different content is a :class:`Conflict`.
     """
     digest = report.content_sha256()
-    with db.cursor() as cur:
-        if not event_classes.in_service(cur, report.category):
-            raise BadInput(f"unknown category {report.category!r}: use a subclass code of the event "
-                           "classification (GET /open311/v2/services.json lists them)")
+    answer = router.route(report.lon, report.lat, report.accuracy_m, routing.snap_m) if router else None
+    routed = ((answer.version_id, answer.status, answer.cell_ids, answer.candidates, answer.snap_distance_m)
+              if answer else (None,) * 5)
+    # autocommit: intake_report() is one statement, so one round trip and no BEGIN/COMMIT around it
+    with db.cursor(autocommit=True) as cur:
         cur.execute(
-            "select * from submit_report(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " make_interval(secs => %s))",
+            "select * from intake_report(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " make_interval(secs => %s), %s::integer, %s::routing_status, %s::bigint[], %s::text[], %s::float8)",
             (report.category, report.description, report.address, report.x, report.y, report.crs, report.lon,
              report.lat, report.accuracy_m, report.source, json.dumps(report.reporter, ensure_ascii=False),
              report.client_request_id, digest, report.reported_at, list(report.media), routing.snap_m,
-             routing.duplicate_m, routing.duplicate_hours * 3600))
+             routing.duplicate_m, routing.duplicate_hours * 3600, *routed))
         row = cur.fetchone()
+        if row is None:
+            raise BadInput(f"unknown category {report.category!r}: use a subclass code of the event "
+                           "classification (GET /open311/v2/services.json lists them)")
+        if router:
+            router.saw_active(row["active_version"])
         if row["request_sha256"] != digest:
             raise Conflict(f"client_request_id {report.client_request_id!r} was already used for a different "
                            "report; use a new id for a new report")
-        return _fetch(cur, row["incident_id"]), row["created"]
+        return row["doc"], row["created"]
 
 
 # --- reading -----------------------------------------------------------------------------------
 
-def _fetch(cur, incident_id):
-    rows = _rows(cur, [incident_id])
-    return rows[0] if rows else None
-
-
-def _rows(cur, ids):
-    cur.execute("select * from incident_rows(%s)", (list(ids),))
-    return [as_json(row) for row in cur.fetchall()]
+def _docs(cur, ids):
+    """The incidents' documents (SQL ``incident_docs()`` says what they hold), in the order of ``ids``."""
+    cur.execute("select doc from incident_docs(%s)", (list(ids),))
+    return [row["doc"] for row in cur.fetchall()]
 
 
 def get(cur, public_id):
     """One incident by its public id, or :class:`NotFound`."""
-    cur.execute("select id from incident where public_id = %s", (public_id,))
+    cur.execute("select d.doc from incident i, incident_docs(array[i.id]) d where i.public_id = %s", (public_id,))
     row = cur.fetchone()
     if row is None:
         raise NotFound(f"no report {public_id!r}")
-    return _fetch(cur, row["id"])
-
-
-def as_json(row):
-    """A stored incident as the API shows it."""
-    cells = [dict(c, level_name=LEVEL_NAMES[c["level"]]) for c in row["cells"]]
-    return {
-        "id": row["public_id"],
-        "category": {"code": row["category"], "name_zh": row["category_name_zh"],
-                     "name_en": row["category_name_en"], "class_code": row["class_code"],
-                     "department": row["department_code"]},
-        "description": row["description"],
-        "address": row["address"],
-        "location": {"lon": row["lon"], "lat": row["lat"], "crs": "EPSG:4326"},
-        "given_location": {"x": row["given_x"], "y": row["given_y"], "crs": row["given_crs"]},
-        "accuracy_m": row["accuracy_m"],
-        "source": row["source"],
-        "reporter": row["reporter"],
-        "client_request_id": row["client_request_id"],
-        "reported_at": row["reported_at"].isoformat(),
-        "received_at": row["received_at"].isoformat(),
-        "media": row["media_urls"],
-        "status": row["status"],
-        "status_changed_at": row["status_changed_at"].isoformat(),
-        "duplicate_of": row["duplicate_of"],
-        "routing": {
-            "status": row["routing_status"],
-            "version": row["version_id"],
-            "cells": cells,
-            "candidates": row["candidates"] or [],
-            "snap_distance_m": row["snap_distance_m"],
-            "routed_at": row["routed_at"].isoformat() if row["routed_at"] else None,
-            "staff": row["staff"] or [],
-        },
-    }
+    return row["doc"]
 
 
 @dataclass(frozen=True)
@@ -321,7 +290,7 @@ def search(cur, query):
                 params + [query.limit + 1])
     ids = [r["id"] for r in cur.fetchall()]
     next_cursor = ids[query.limit - 1] if len(ids) > query.limit else None
-    return _rows(cur, ids[:query.limit]), next_cursor
+    return _docs(cur, ids[:query.limit]), next_cursor
 
 
 def _level_of_code(code):

@@ -12,6 +12,7 @@ GRIDMAP_USER           who is recorded as acting, for the CLI                   
 GRIDMAP_SNAP_M         a report outside every cell snaps to one this near (m)      30
 GRIDMAP_DUPLICATE_M    same-subclass reports this near an open one are linked (m)  50
 GRIDMAP_DUPLICATE_H    ... and reported within this many hours of it               24
+GRIDMAP_WORKER_ROUTER  web workers route reports with their own index (0: in SQL)  1
 =====================  ==========================================================  ================
 """
 import getpass
@@ -31,6 +32,7 @@ class Settings:
     snap_m: float = 30.0
     duplicate_m: float = 50.0
     duplicate_hours: float = 24.0
+    worker_router: bool = True
 
     @classmethod
     def from_env(cls, env=None):
@@ -47,6 +49,7 @@ class Settings:
             snap_m=_non_negative(env, "GRIDMAP_SNAP_M", 30.0),
             duplicate_m=_non_negative(env, "GRIDMAP_DUPLICATE_M", 50.0),
             duplicate_hours=_non_negative(env, "GRIDMAP_DUPLICATE_H", 24.0),
+            worker_router=_flag(env, "GRIDMAP_WORKER_ROUTER", True),
         )
 
 
@@ -61,6 +64,15 @@ def _non_negative(env, name, default):
     if not 0 <= value < float("inf"):
         raise ValueError(f"{name} must be a number ≥ 0; got {text!r}")
     return value
+
+
+def _flag(env, name, default):
+    text = env.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError(f"{name} must be 1 or 0; got {text!r}")
+    return text in ("1", "true", "yes", "on")
 
 
 def _login_name():

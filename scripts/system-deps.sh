@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Make sure the machine has what GridMap needs beyond Python and npm packages:
-# PostgreSQL with PostGIS (always) and, with --browser, Chromium for the browser tests.
+# PostgreSQL with PostGIS (always); with --browser, Chromium for the browser tests; with --bench, wrk, the
+# load generator of the HTTP benchmark.
 # Installs with apt-get when it may (root, or passwordless sudo); otherwise says what to install.
 set -euo pipefail
 
 want_browser=0
-[ "${1:-}" = "--browser" ] && want_browser=1
+want_bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=1 ;;
+    --bench) want_bench=1 ;;
+    *) echo "system-deps.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 pg_bindir() {
   local d
@@ -28,6 +36,9 @@ else
 fi
 if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null; then
   missing+=(chromium chromium-driver)
+fi
+if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
+  missing+=(wrk)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -53,7 +53,8 @@ def db(session_db):
 def app(db, database_url):
     from webmap import create_app
 
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    # routed in SQL: the tests that want the web worker's own router ask for it (test_reports.py)
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "ROUTE_IN_WORKER": False})
     yield app
     app.extensions["gridmap_db"].close()
 

@@ -6,6 +6,8 @@ import pytest
 
 import fixtures
 from gis import crs
+from gis.worker_router import WorkerRouter
+from test_grid_import import import_level, run
 from test_routing import active  # noqa: F401  (fixture: the fixture partition, active)
 
 X0, Y0, X1, Y1, XM, YM = fixtures.X0, fixtures.Y0, fixtures.X1, fixtures.Y1, fixtures.XM, fixtures.YM
@@ -15,6 +17,17 @@ SW_GRID = "410105001001001"
 def post(client, **fields):
     body = {"category": "0102", **fields}
     return client.post("/api/v1/reports", json=body)
+
+
+@pytest.fixture(params=["sql", "worker"])
+def routing_client(request, app):
+    """A client of an app that routes reports in SQL, or in the web worker (its router built first)."""
+    request.getfixturevalue("active")
+    if request.param == "worker":
+        router = WorkerRouter(app.extensions["gridmap_db"])
+        assert router.wait_ready(120)
+        app.extensions["gridmap_router"] = router
+    return app.test_client()
 
 
 def count_incidents(db):
@@ -35,8 +48,8 @@ def staffed(active):  # noqa: F811
     return active
 
 
-def test_a_report_inside_a_grid_is_routed_to_every_level_and_its_people(client, staffed):
-    r = post(client, lon=X0 + 0.01, lat=Y0 + 0.01, accuracy_m=5, description="垃圾堆在路边",
+def test_a_report_inside_a_grid_is_routed_to_every_level_and_its_people(routing_client, staffed):
+    r = post(routing_client, lon=X0 + 0.01, lat=Y0 + 0.01, accuracy_m=5, description="垃圾堆在路边",
              reporter={"name": "张三", "phone": "13900000000"}, media=["https://example.org/a.jpg"])
     assert r.status_code == 201, r.json
     body = r.json
@@ -51,63 +64,63 @@ def test_a_report_inside_a_grid_is_routed_to_every_level_and_its_people(client, 
     assert routing["staff"][0]["level"] == 3  # unit grid first
     assert body["category"]["name_zh"] == "暴露垃圾" and body["category"]["department"] == "CGJ"
     assert body["media"] == ["https://example.org/a.jpg"] and body["reporter"]["name"] == "张三"
-    again = client.get(body["Location"] if "Location" in body else f"/api/v1/reports/{body['id']}")
+    again = routing_client.get(body["Location"] if "Location" in body else f"/api/v1/reports/{body['id']}")
     assert again.status_code == 200 and again.json == body
 
 
-def test_a_point_on_a_shared_edge_is_routed_by_the_tie_break_and_flagged(client, active):  # noqa: F811
-    r = post(client, lon=(X0 + XM) / 2, lat=Y0 + 0.01)
+def test_a_point_on_a_shared_edge_is_routed_by_the_tie_break_and_flagged(routing_client, active):  # noqa: F811
+    r = post(routing_client, lon=(X0 + XM) / 2, lat=Y0 + 0.01)
     routing = r.json["routing"]
     assert routing["status"] == "shared_edge"
     assert routing["candidates"] == [SW_GRID, "410105001001002"]
     assert routing["cells"][3]["code"] == SW_GRID
 
 
-def test_a_point_on_a_vertex_shared_by_four_cells(client, active):  # noqa: F811
-    routing = post(client, lon=XM, lat=YM).json["routing"]
+def test_a_point_on_a_vertex_shared_by_four_cells(routing_client, active):  # noqa: F811
+    routing = post(routing_client, lon=XM, lat=YM).json["routing"]
     assert routing["status"] == "shared_edge" and len(routing["candidates"]) == 4
     assert routing["cells"][3]["code"] == min(routing["candidates"])
     assert routing["cells"][2]["code"] == routing["cells"][3]["code"][:12]
 
 
-def test_a_gps_accuracy_circle_over_an_edge_is_ambiguous(client, active):  # noqa: F811
+def test_a_gps_accuracy_circle_over_an_edge_is_ambiguous(routing_client, active):  # noqa: F811
     # 10 m west of the edge between the two south-west unit grids; the circle of 25 m reaches across
     edge_x = (X0 + XM) / 2
     metres_per_degree = 6371008.8 * math.pi / 180 * math.cos(math.radians(Y0 + 0.01))
-    routing = post(client, lon=edge_x - 10 / metres_per_degree, lat=Y0 + 0.01, accuracy_m=25).json["routing"]
+    routing = post(routing_client, lon=edge_x - 10 / metres_per_degree, lat=Y0 + 0.01, accuracy_m=25).json["routing"]
     assert routing["status"] == "ambiguous"
     assert routing["candidates"] == [SW_GRID, "410105001001002"]
     assert routing["cells"][3]["code"] == SW_GRID
-    assert post(client, lon=edge_x - 10 / metres_per_degree, lat=Y0 + 0.01, accuracy_m=5).json["routing"]["status"] == "routed"
+    assert post(routing_client, lon=edge_x - 10 / metres_per_degree, lat=Y0 + 0.01, accuracy_m=5).json["routing"]["status"] == "routed"
 
 
-def test_just_outside_the_city_snaps_within_30_m_and_is_unrouted_beyond(client, active):  # noqa: F811
+def test_just_outside_the_city_snaps_within_30_m_and_is_unrouted_beyond(routing_client, active):  # noqa: F811
     metres_per_degree = 6371008.8 * math.pi / 180 * math.cos(math.radians(Y0 + 0.01))
-    near = post(client, lon=X1 + 20 / metres_per_degree, lat=Y0 + 0.01).json["routing"]
+    near = post(routing_client, lon=X1 + 20 / metres_per_degree, lat=Y0 + 0.01).json["routing"]
     assert near["status"] == "snapped"
     assert near["snap_distance_m"] == pytest.approx(20, abs=0.01)
     assert near["cells"][3]["code"] == "410105002001002" and len(near["cells"]) == 4
-    far = post(client, lon=X1 + 40 / metres_per_degree, lat=Y0 + 0.01).json["routing"]
+    far = post(routing_client, lon=X1 + 40 / metres_per_degree, lat=Y0 + 0.01).json["routing"]
     assert far["status"] == "unrouted"
     assert [c["code"] for c in far["cells"]] == ["410105"]  # the district platform's queue
     assert far["staff"] == []
 
 
 @pytest.mark.parametrize("system", ["gcj02", "bd09"])
-def test_a_phone_sdk_location_is_converted_before_routing(client, active, system):  # noqa: F811
+def test_a_phone_sdk_location_is_converted_before_routing(routing_client, active, system):  # noqa: F811
     # 50 m west of the edge between the two south-west unit grids, as an AMap/Baidu SDK would give it
     lon, lat = (X0 + XM) / 2 - 0.0005, Y0 + 0.01
     x, y = crs.from_wgs84(lon, lat, system)
     assert x > (X0 + XM) / 2  # taken as WGS84 it would land in the east neighbour
-    body = post(client, lon=x, lat=y, crs=system).json
+    body = post(routing_client, lon=x, lat=y, crs=system).json
     assert body["routing"]["cells"][3]["code"] == SW_GRID
     assert body["location"]["lon"] == pytest.approx(lon, abs=1e-8)
     assert body["given_location"] == {"x": x, "y": y, "crs": system}
 
 
-def test_a_projected_cgcs2000_location_is_accepted(client, active):  # noqa: F811
+def test_a_projected_cgcs2000_location_is_accepted(routing_client, active):  # noqa: F811
     x, y = crs.from_wgs84(X0 + 0.01, Y0 + 0.01, "EPSG:4547")
-    body = post(client, lon=x, lat=y, crs="EPSG:4547").json
+    body = post(routing_client, lon=x, lat=y, crs="EPSG:4547").json
     assert body["routing"]["cells"][3]["code"] == SW_GRID
     assert body["given_location"]["crs"] == "EPSG:4547"
 
@@ -135,21 +148,21 @@ def test_a_reused_client_request_id_with_other_content_is_a_conflict(client, act
     assert count_incidents(active)["n"] == 1
 
 
-def test_a_report_near_an_open_one_of_the_same_subclass_is_a_possible_duplicate(client, active):  # noqa: F811
+def test_a_report_near_an_open_one_of_the_same_subclass_is_a_possible_duplicate(routing_client, active):  # noqa: F811
     metres_per_degree = 6371008.8 * math.pi / 180 * math.cos(math.radians(Y0 + 0.01))
-    first = post(client, lon=X0 + 0.01, lat=Y0 + 0.01).json
-    near = post(client, lon=X0 + 0.01 + 30 / metres_per_degree, lat=Y0 + 0.01).json
-    third = post(client, lon=X0 + 0.01 + 20 / metres_per_degree, lat=Y0 + 0.01).json
-    other_kind = post(client, lon=X0 + 0.01, lat=Y0 + 0.01, category="0101").json
-    far = post(client, lon=X0 + 0.01 + 80 / metres_per_degree, lat=Y0 + 0.01).json
+    first = post(routing_client, lon=X0 + 0.01, lat=Y0 + 0.01).json
+    near = post(routing_client, lon=X0 + 0.01 + 30 / metres_per_degree, lat=Y0 + 0.01).json
+    third = post(routing_client, lon=X0 + 0.01 + 20 / metres_per_degree, lat=Y0 + 0.01).json
+    other_kind = post(routing_client, lon=X0 + 0.01, lat=Y0 + 0.01, category="0101").json
+    far = post(routing_client, lon=X0 + 0.01 + 90 / metres_per_degree, lat=Y0 + 0.01).json  # 60 m from near
     assert near["duplicate_of"] == first["id"]
     assert third["duplicate_of"] == first["id"]  # the first of the chain, not the nearest duplicate
     assert other_kind["duplicate_of"] is None and far["duplicate_of"] is None
     with active.cursor() as cur:
         cur.execute("update incident set status = 'closed' where public_id = %s", (first["id"],))
     # the first is closed now: a new report repeats the nearest open one instead
-    assert post(client, lon=X0 + 0.01, lat=Y0 + 0.01).json["duplicate_of"] == third["id"]
-    old = post(client, lon=X0 + 0.01, lat=Y0 + 0.01, category="0101", reported_at="2026-01-01T08:00:00+08:00")
+    assert post(routing_client, lon=X0 + 0.01, lat=Y0 + 0.01).json["duplicate_of"] == third["id"]
+    old = post(routing_client, lon=X0 + 0.01, lat=Y0 + 0.01, category="0101", reported_at="2026-01-01T08:00:00+08:00")
     assert old.json["duplicate_of"] is None  # far apart in time
 
 
@@ -277,3 +290,17 @@ def test_the_openapi_document_is_valid_and_describes_the_reports_api(client, act
     # every field the API accepts is described, and nothing else
     assert set(schema["properties"]) == {"lon", "lat", "crs", "accuracy_m", "category", "description", "address",
                                          "client_request_id", "reporter", "reported_at", "media", "source"}
+
+
+def test_a_worker_router_of_a_retired_version_is_not_trusted(app, active, runner, tmp_path):  # noqa: F811
+    router = WorkerRouter(app.extensions["gridmap_db"])
+    assert router.wait_ready(120) and router.route(X0 + 0.01, Y0 + 0.01, None, 30).version_id == 1
+    app.extensions["gridmap_router"] = router
+    # version 2: the district alone, made active while the worker still holds version 1
+    import_level(runner, fixtures.write(tmp_path / "district.geojson", 0), 0)
+    assert run(runner, "grid", "activate", 2, "--commit").exit_code == 0
+
+    routing = post(app.test_client(), lon=X0 + 0.01, lat=Y0 + 0.01).json["routing"]
+    assert routing["version"] == 2
+    assert [c["code"] for c in routing["cells"]] == ["410105"]  # the database routed it, against version 2
+    assert router.wait_ready(120) and router.route(X0 + 0.01, Y0 + 0.01, None, 30).version_id == 2

@@ -8,12 +8,12 @@ requests are incidents. JSON answers are bare arrays (discovery is an object), e
 import datetime as dt
 import xml.etree.ElementTree as ET
 
-from flask import Blueprint, Response, current_app, json, request, url_for
+from flask import Blueprint, Response, json, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from gis import api_keys, event_classes, incidents
 from gis.errors import BadInput, Forbidden, GridMapError, NotFound
-from webmap import get_db
+from webmap import get_db, submit_report
 from webmap.reports import MAX_BODY, list_arg, parse_time
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -109,7 +109,7 @@ def create_request(fmt):
         "description": form.get("description", ""), "address": form.get("address_string", ""),
         "reporter": reporter, "media": form.get("media_url") or None,
     }, source="open311")
-    incident, _ = incidents.submit(get_db(), report, current_app.extensions["gridmap_routing"])
+    incident, _ = submit_report(report)
     body = [{"service_request_id": incident["id"], "service_notice": _notice(incident), "account_id": None}]
     return _answer(fmt, body, root="service_requests", item="request")
 

@@ -1,12 +1,12 @@
 """``/api/v1/reports``: field reports in (JSON or form data) and out (JSON and GeoJSON)."""
 import datetime as dt
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from gis import incidents
 from gis.errors import BadInput
-from webmap import get_db
+from webmap import get_db, submit_report
 from webmap.api import geojson_response, int_arg, parse_bbox
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1/reports")
@@ -29,7 +29,7 @@ def create():
     if source not in ("field_app", "hotline"):
         raise BadInput("source must be field_app or hotline (Open311 and imports have their own ways in)")
     report = incidents.parse_report(fields, source=source)
-    incident, created = incidents.submit(get_db(), report, current_app.extensions["gridmap_routing"])
+    incident, created = submit_report(report)
     response = jsonify(incident)
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/api/v1/reports/{incident['id']}"
