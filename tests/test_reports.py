@@ -304,3 +304,17 @@ def test_a_worker_router_of_a_retired_version_is_not_trusted(app, active, runner
     assert routing["version"] == 2
     assert [c["code"] for c in routing["cells"]] == ["410105"]  # the database routed it, against version 2
     assert router.wait_ready(120) and router.route(X0 + 0.01, Y0 + 0.01, None, 30).version_id == 2
+
+
+@pytest.mark.parametrize("text, expected", [("", True), ("0", False), ("off", False), ("1", True), ("yes", True)])
+def test_the_worker_router_setting(text, expected):
+    from gis.settings import Settings
+
+    assert Settings.from_env({"GRIDMAP_WORKER_ROUTER": text}).worker_router is expected
+
+
+def test_a_bad_worker_router_setting_is_refused():
+    from gis.settings import Settings
+
+    with pytest.raises(ValueError, match="GRIDMAP_WORKER_ROUTER must be 1 or 0"):
+        Settings.from_env({"GRIDMAP_WORKER_ROUTER": "maybe"})
