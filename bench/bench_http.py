@@ -47,7 +47,7 @@ def run(db, rows):
     try:
         base = f"http://127.0.0.1:{port}"
         for i in range(10 * GUNICORN_WORKERS):  # each worker builds its router on its first report
-            _post(_Session(base), _report(points, i))
+            requests.post(f"{base}/api/v1/reports", json=_report(points, i), timeout=30).raise_for_status()
         time.sleep(10)
         steady = asyncio.run(_steady(port, points, rate=STEADY_RATE, seconds=STEADY_SECONDS))
         p50, p99 = (float(v) for v in np.percentile(steady["latencies"], [50, 99]) * 1000)
@@ -101,28 +101,6 @@ def _report(points, i):
     lon, lat = points[i % len(points)]
     return {"lon": lon, "lat": lat, "category": "0102", "accuracy_m": 8, "client_request_id": str(uuid.uuid4()),
             "description": "bench"}
-
-
-def _post(session, body):
-    """POST until acknowledged (retrying with the same client_request_id, as a phone would)."""
-    for attempt in range(5):
-        try:
-            r = session.post("/api/v1/reports", json=body, timeout=10)
-            if r.status_code in (200, 201):
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.05 * 2 ** attempt)
-    return False
-
-
-class _Session(requests.Session):
-    def __init__(self, base):
-        super().__init__()
-        self.base = base
-
-    def request(self, method, url, *args, **kwargs):
-        return super().request(method, self.base + url, *args, **kwargs)
 
 
 async def _steady(port, points, *, rate, seconds):

@@ -192,8 +192,6 @@ def submit(db, report, routing=Routing(), router=None):
     """
     digest = report.content_sha256()
     answer = router.route(report.lon, report.lat, report.accuracy_m, routing.snap_m) if router else None
-    routed = ((answer.version_id, answer.status, answer.cell_ids, answer.candidates, answer.snap_distance_m)
-              if answer else (None,) * 5)
     # autocommit: intake_report() is one statement, so one round trip and no BEGIN/COMMIT around it
     with db.cursor(autocommit=True) as cur:
         cur.execute(
@@ -202,7 +200,7 @@ def submit(db, report, routing=Routing(), router=None):
             (report.category, report.description, report.address, report.x, report.y, report.crs, report.lon,
              report.lat, report.accuracy_m, report.source, json.dumps(report.reporter, ensure_ascii=False),
              report.client_request_id, digest, report.reported_at, list(report.media), routing.snap_m,
-             routing.duplicate_m, routing.duplicate_hours * 3600, *routed))
+             routing.duplicate_m, routing.duplicate_hours * 3600, *(answer or (None,) * 5)))
         row = cur.fetchone()
         if row is None:
             raise BadInput(f"unknown category {report.category!r}: use a subclass code of the event "

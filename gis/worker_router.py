@@ -9,7 +9,7 @@ says which version is active, and :meth:`WorkerRouter.saw_active` starts a rebui
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,9 +24,8 @@ BUCKETS_PER_SEGMENT = point_index.BUCKETS_PER_SEGMENT
 RETRY_S = 10.0  # after a failed build (no active version, database down), wait this long before the next
 
 
-@dataclass(frozen=True)
-class Answer:
-    """One report's routing, as ``intake_report()`` takes it."""
+class Answer(NamedTuple):
+    """One report's routing, in the order ``intake_report()`` takes it."""
 
     version_id: int
     status: str

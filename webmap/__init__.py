@@ -3,12 +3,12 @@
 Each view parses its input, calls one ``gis`` function and turns the result, or a ``gis`` error, into
 a response.
 """
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from gis import incidents
 from gis.db import Database
 from gis.errors import GridMapError
-from gis.incidents import Routing
 from gis.settings import Settings
 from gis.worker_router import WorkerRouter
 
@@ -26,7 +26,7 @@ def create_app(test_config=None):
     if test_config:
         app.config.update(test_config)
     app.extensions["gridmap_db"] = Database(app.config["DATABASE_URL"])
-    app.extensions["gridmap_routing"] = app.config.get("ROUTING") or Routing.from_settings(settings)
+    app.extensions["gridmap_routing"] = app.config.get("ROUTING") or incidents.Routing.from_settings(settings)
     # reports are routed in this process once its router is built (on the first report); in SQL till then
     app.extensions["gridmap_router"] = (WorkerRouter(app.extensions["gridmap_db"])
                                         if app.config.get("ROUTE_IN_WORKER", settings.worker_router) else None)
@@ -54,16 +54,10 @@ def create_app(test_config=None):
 
 
 def get_db():
-    from flask import current_app
-
     return current_app.extensions["gridmap_db"]
 
 
 def submit_report(report):
     """Store and route a checked report with this app's settings: ``(incident, created)``."""
-    from flask import current_app
-
-    from gis import incidents
-
     ext = current_app.extensions
     return incidents.submit(ext["gridmap_db"], report, ext["gridmap_routing"], ext["gridmap_router"])
