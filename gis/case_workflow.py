@@ -32,12 +32,14 @@ class Action:
 ACTIONS = {a.name: a for a in (
     Action("open", "立案", frozenset({"reported"}), "opened"),
     Action("void", "作废", frozenset({"reported"}), "voided", ("reason",)),
-    Action("dispatch", "派遣", frozenset({"opened"}), "dispatched", ("unit_kind", "unit")),
+    # the unit's code may be left out: the case's own cell at that level, or the subclass's department
+    Action("dispatch", "派遣", frozenset({"opened"}), "dispatched", ("unit_kind",)),
     Action("start", "开始处置", frozenset({"dispatched"}), "in_progress"),
     Action("handle", "处理反馈", frozenset({"in_progress"}), "handled", ("note",)),
     Action("close", "核查结案", frozenset({"handled"}), "closed"),
     Action("rework", "返工", frozenset({"handled"}), "dispatched", ("reason",)),
-    Action("extend", "延期", frozenset({"dispatched", "in_progress"}), None, ("deadline", "reason")),
+    # approved one level up: the approver is named
+    Action("extend", "延期", frozenset({"dispatched", "in_progress"}), None, ("deadline", "reason", "approved_by")),
     # the level above takes the case over and dispatches it itself
     Action("escalate", "上报", frozenset({"opened", "dispatched", "in_progress"}), "opened", ("reason",)),
 )}
@@ -87,8 +89,14 @@ def step(state, level, action_name, payload=None):
     missing = [f for f in action.needs if payload.get(f) in (None, "")]
     if missing:
         raise BadInput(f"{action_name} needs {', '.join(missing)}")
-    if action_name == "dispatch" and payload["unit_kind"] not in UNIT_KINDS:
-        raise BadInput(f"unit_kind must be one of {', '.join(UNIT_KINDS)}; got {payload['unit_kind']!r}")
+    if action_name == "dispatch":
+        kind = payload["unit_kind"]
+        if kind not in UNIT_KINDS:
+            raise BadInput(f"unit_kind must be one of {', '.join(UNIT_KINDS)}; got {kind!r}")
+        if kind in LEVELS and LEVELS.index(kind) > LEVELS.index(level):
+            # a level hands work down or across to a department, never up: that is escalation
+            raise Conflict(f"a case held at {level} level cannot be dispatched to a {kind}: "
+                           f"escalate it instead")
     if action_name == "escalate":
         if level == LEVELS[-1]:
             raise InvalidTransition("the city platform is the top level: there is nobody to escalate to",

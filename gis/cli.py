@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from psycopg2.extras import RealDictCursor
 
-from gis import api_keys, event_classes, grid_export, grid_import, grid_store, partition_service, problem_report
+from gis import api_keys, cases, event_classes, grid_export, grid_import, grid_store, partition_service, problem_report
 from gis.db import Database, migrate
 from gis.errors import GridMapError
 from gis.partition_checks import Tolerances
@@ -71,6 +71,8 @@ def db_migrate(ctx):
     click.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     count = event_classes.sync(ctx.db)
     click.echo(f"event classification: {count} subclasses in service ({event_classes.CLASSES_CSV.name})")
+    added = cases.sync_calendar(ctx.db)
+    click.echo(f"working calendar: {added} holiday or make-up working day(s) added ({cases.CALENDAR_CSV.name})")
 
 
 # --- grids ------------------------------------------------------------------------------------------
@@ -408,6 +410,39 @@ def demo_history_cmd(ctx, count, seed, days):
     seed = demo_history.DEFAULT_SEED if seed is None else seed
     message = demo_history.load(ctx.db, ctx.settings, count=count, seed=seed, days=days, echo=click.echo)
     click.echo(message)
+
+
+# --- cases ------------------------------------------------------------------------------------------
+
+@main.command("tick")
+@click.option("--every", type=click.FloatRange(min=1), default=None,
+              help="Keep ticking, every this many seconds (the demo runs it so in the background).")
+@pass_ctx
+@reports_errors
+def tick_cmd(ctx, every):
+    """Escalate cases overdue by more than GRIDMAP_ESCALATE_H hours, one level up; print what was done."""
+    rules = cases.Rules.from_settings(ctx.settings)
+    if every:
+        cases.run_ticks(ctx.db, rules, every, echo=click.echo)
+        return
+    result = cases.tick(ctx.db, rules)
+    click.echo(f"{result.overdue} case(s) overdue; escalated {len(result.escalated)}"
+               + (f": {', '.join(result.escalated)}" if result.escalated else "")
+               + (f"; {result.skipped} changed meanwhile, left for the next tick" if result.skipped else ""))
+
+
+@main.command("overdue")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@pass_ctx
+@reports_errors
+def overdue_cmd(ctx, limit):
+    """Open cases past their deadline, most overdue first (right whether or not the tick has run)."""
+    with ctx.db.cursor() as cur:
+        rows = cases.overdue(cur, limit=limit)
+    for row in rows:
+        click.echo(f"{row['public_id']}  due {row['due_at'].astimezone(cases.CHINA_TIME):%Y-%m-%d %H:%M}  "
+                   f"{row['status']:<11}  {row['holder']}")
+    click.echo(f"{len(rows)} overdue case(s)" + (" shown (--limit)" if len(rows) == limit else ""))
 
 
 @main.command("simulate")

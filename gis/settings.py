@@ -1,19 +1,21 @@
 """Settings, read from the environment in one place.
 
-=====================  ==========================================================  ================
-variable               meaning                                                     default
-=====================  ==========================================================  ================
-DATABASE_URL           PostgreSQL+PostGIS to use                                   the private cluster
-GRIDMAP_STATE_DIR      where the private cluster, caches and the demo build live   ``<checkout>/.gridmap``
-GRIDMAP_PG_PORT        port of the private cluster's socket                        54329
-GRIDMAP_DB_NAME        database name in the private cluster                        gridmap
-GRIDMAP_NODE_MODULES   npm packages whose files the web app serves                 ``<checkout>/node_modules``
-GRIDMAP_USER           who is recorded as acting, for the CLI                      the login name
-GRIDMAP_SNAP_M         a report outside every cell snaps to one this near (m)      30
-GRIDMAP_DUPLICATE_M    same-subclass reports this near an open one are linked (m)  50
-GRIDMAP_DUPLICATE_H    ... and reported within this many hours of it               24
-GRIDMAP_WORKER_ROUTER  web workers route reports with their own index (0: in SQL)  1
-=====================  ==========================================================  ================
+=======================  ==========================================================  ================
+variable                 meaning                                                     default
+=======================  ==========================================================  ================
+DATABASE_URL             PostgreSQL+PostGIS to use                                   the private cluster
+GRIDMAP_STATE_DIR        where the private cluster, caches and the demo build live   ``<checkout>/.gridmap``
+GRIDMAP_PG_PORT          port of the private cluster's socket                        54329
+GRIDMAP_DB_NAME          database name in the private cluster                        gridmap
+GRIDMAP_NODE_MODULES     npm packages whose files the web app serves                 ``<checkout>/node_modules``
+GRIDMAP_USER             who is recorded as acting, for the CLI                      the login name
+GRIDMAP_SNAP_M           a report outside every cell snaps to one this near (m)      30
+GRIDMAP_DUPLICATE_M      same-subclass reports this near an open one are linked (m)  50
+GRIDMAP_DUPLICATE_H      ... and reported within this many hours of it               24
+GRIDMAP_WORKER_ROUTER    web workers route reports with their own index (0: in SQL)  1
+GRIDMAP_ESCALATE_H       a case overdue by more hours than this is escalated (tick)  8
+GRIDMAP_MAX_EXTENSION_H  extensions reach at most this far past a deadline (h)       40
+=======================  ==========================================================  ================
 """
 import getpass
 import os
@@ -33,6 +35,8 @@ class Settings:
     duplicate_m: float = 50.0
     duplicate_hours: float = 24.0
     worker_router: bool = True
+    escalate_after_h: float = 8.0   # hours of each case's time basis (working hours for most)
+    max_extension_h: float = 40.0
 
     @classmethod
     def from_env(cls, env=None):
@@ -50,6 +54,8 @@ class Settings:
             duplicate_m=_non_negative(env, "GRIDMAP_DUPLICATE_M", 50.0),
             duplicate_hours=_non_negative(env, "GRIDMAP_DUPLICATE_H", 24.0),
             worker_router=_flag(env, "GRIDMAP_WORKER_ROUTER", True),
+            escalate_after_h=_non_negative(env, "GRIDMAP_ESCALATE_H", 8.0),
+            max_extension_h=_non_negative(env, "GRIDMAP_MAX_EXTENSION_H", 40.0),
         )
 
 

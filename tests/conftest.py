@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from gis import event_classes
+from gis import cases, event_classes
 from gis.db import Database, migrate, recreate_database, sibling_database_url
 from gis.settings import Settings
 
-GRID_TABLES = "incident_routing, incident, api_key, cell_staff, staff, grid_cell, grid_version"
+GRID_TABLES = "case_event, incident_routing, incident, api_key, cell_staff, staff, grid_cell, grid_version"
 
 
 def _test_database_url():
@@ -30,6 +30,7 @@ def database_url():
     database = Database(url)
     migrate(database)
     event_classes.sync(database)
+    cases.sync_calendar(database)
     database.close()
     return url
 

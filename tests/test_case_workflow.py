@@ -3,8 +3,8 @@ import itertools
 
 import pytest
 
-from gis.case_workflow import (ACTIONS, FINAL_STATES, LEVELS, STATES, InvalidTransition, allowed, step)
-from gis.errors import BadInput
+from gis.case_workflow import (ACTIONS, FINAL_STATES, LEVELS, STATES, InvalidTransition, Step, allowed, step)
+from gis.errors import BadInput, Conflict
 
 # What the issue asks for, written out independently of the table: (state, action) → next state.
 EXPECTED = {
@@ -22,7 +22,7 @@ EXPECTED = {
     ("handled", "rework"): "dispatched",
 }
 PAYLOAD = {"reason": "超出权限", "unit_kind": "department", "unit": "CGJ", "note": "已清理",
-           "deadline": "2026-12-01T18:00:00+08:00"}
+           "deadline": "2026-12-01T18:00:00+08:00", "approved_by": "李强"}
 
 
 @pytest.mark.parametrize("state, action, level", list(itertools.product(STATES, ACTIONS, LEVELS[:-1])))
@@ -74,6 +74,17 @@ def test_each_action_refuses_a_payload_without_what_it_needs(action):
 def test_a_dispatch_names_a_known_kind_of_unit():
     with pytest.raises(BadInput, match="unit_kind"):
         step("opened", "grid", "dispatch", {**PAYLOAD, "unit_kind": "mayor"})
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("kind", ["grid", "community", "street", "department"])
+def test_a_level_dispatches_down_or_to_a_department_never_up(level, kind):
+    payload = {**PAYLOAD, "unit_kind": kind}
+    if kind != "department" and LEVELS.index(kind) > LEVELS.index(level):
+        with pytest.raises(Conflict, match="escalate it instead"):
+            step("opened", level, "dispatch", payload)
+    else:
+        assert step("opened", level, "dispatch", payload) == Step("dispatched", level)
 
 
 @pytest.mark.parametrize("state, level, action", [("lost", "grid", "open"), ("reported", "galaxy", "open"),

@@ -7,6 +7,7 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from gis import incidents
+from gis.cases import Rules as CaseRules
 from gis.db import Database
 from gis.errors import GridMapError
 from gis.settings import Settings
@@ -31,11 +32,14 @@ def create_app(test_config=None):
     app.extensions["gridmap_router"] = (WorkerRouter(app.extensions["gridmap_db"])
                                         if app.config.get("ROUTE_IN_WORKER", settings.worker_router) else None)
 
-    from webmap import api, open311, openapi, pages, reports, vendor
+    app.extensions["gridmap_case_rules"] = app.config.get("CASE_RULES") or CaseRules.from_settings(settings)
+
+    from webmap import api, cases, open311, openapi, pages, reports, vendor
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(cases.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(vendor.bp)
