@@ -43,6 +43,8 @@ run: db
 	@$(BIN)/gridmap demo load
 	@$(BIN)/gridmap demo history
 	@echo "GridMap: http://$(HOST):$(PORT)  (Ctrl-C to stop the web app; 'make stop' stops the database)"
+	@# the tick escalates overdue cases every minute, for as long as the web app runs
+	$(BIN)/gridmap tick --every 60 & trap "kill $$! 2>/dev/null" EXIT; \
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - 'webmap:create_app()'
 
 test: SYSTEM_DEPS_FLAGS := --browser

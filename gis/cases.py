@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from gis import case_workflow
 from gis.case_workflow import LEVELS
-from gis.errors import BadInput, Conflict, NotFound
+from gis.errors import BadInput, Conflict, GridMapError, NotFound
 from gis.work_calendar import CALENDAR_CSV, WorkCalendar
 
 CHINA_TIME = dt.timezone(dt.timedelta(hours=8))
@@ -458,7 +458,12 @@ def tick(db, rules=Rules(), *, now=None):
 def run_ticks(db, rules, every_s, *, echo=print, stop=None):
     """Tick every ``every_s`` seconds until ``stop()`` is true (forever by default)."""
     while not (stop and stop()):
-        result = tick(db, rules)
+        try:
+            result = tick(db, rules)
+        except GridMapError as exc:  # the database restarting, say: try again next time
+            echo(f"tick failed: {exc.message}")
+            time.sleep(every_s)
+            continue
         if result.escalated or result.skipped:
             echo(f"{dt.datetime.now(CHINA_TIME):%Y-%m-%d %H:%M:%S} overdue {result.overdue}, escalated "
                  f"{len(result.escalated)}, skipped {result.skipped}")
