@@ -2,6 +2,7 @@
 describes so that a change to one is seen beside the other."""
 from flask import Blueprint, jsonify
 
+from gis.case_workflow import ACTIONS, UNIT_KINDS
 from gis.incidents import (CLOSED_STATES, LEVEL_NAMES, MAX_DESCRIPTION, MAX_MEDIA, OPEN_STATES, REPORTER_FIELDS,
                            ROUTING_STATUSES)
 
@@ -63,6 +64,8 @@ INCIDENT = {
         "received_at": {"type": "string", "format": "date-time"},
         "media": {"type": "array", "items": {"type": "string"}},
         "status": {"type": "string", "enum": list(OPEN_STATES + CLOSED_STATES)},
+        "case": {"type": "object", "description": "the case: version, level, holder, unit, deadline, overdue, "
+                                                  "counters; events and allowed actions from /api/v1/cases"},
         "duplicate_of": {"type": "string", "nullable": True,
                          "description": "an open incident of the same subclass this report may repeat"},
         "routing": {"type": "object", "properties": {
@@ -72,6 +75,28 @@ INCIDENT = {
             "candidates": {"type": "array", "items": {"type": "string"}},
             "snap_distance_m": {"type": "number", "nullable": True},
             "staff": {"type": "array", "items": {"type": "object"}}}},
+    },
+}
+
+
+CASE_ACTION = {
+    "type": "object",
+    "required": ["action", "version", "actor"],
+    "additionalProperties": False,
+    "properties": {
+        "action": {"type": "string", "enum": list(ACTIONS)},
+        "version": {"type": "integer", "minimum": 0, "description": "the case version acted on (case.version)"},
+        "actor": {"type": "object", "required": ["name", "unit"], "additionalProperties": False, "properties": {
+            "name": {"type": "string"}, "unit": {"type": "string", "description": "kind:code of the acting unit"}}},
+        "at": {"type": "string", "format": "date-time", "description": "when it was done; default now"},
+        "note": {"type": "string", "maxLength": 2000},
+        "location": {"type": "object", "required": ["lon", "lat"], "properties": {
+            "lon": {"type": "number"}, "lat": {"type": "number"}, "accuracy_m": {"type": "number"}}},
+        "unit_kind": {"type": "string", "enum": list(UNIT_KINDS), "description": "dispatch: to whom"},
+        "unit": {"type": "string", "description": "dispatch: a cell or department code (default: the case's own)"},
+        "reason": {"type": "string", "maxLength": 500, "description": "void, rework, escalate, extend"},
+        "deadline": {"type": "string", "format": "date-time", "description": "extend: the new deadline"},
+        "approved_by": {"type": "string", "maxLength": 500, "description": "extend: the approver, one level up"},
     },
 }
 
@@ -122,6 +147,29 @@ def document():
                 "responses": {"200": {"description": "the incident",
                                       "content": {"application/json": {"schema": INCIDENT}}},
                               "404": _ERROR}}},
+            "/api/v1/cases/{id}": {"get": {
+                "summary": "One case: the incident with its case (holder, deadline, events, allowed actions)",
+                "parameters": [_path("id", {"type": "string"}, "the incident's public id")],
+                "responses": {"200": {"description": "the case",
+                                      "content": {"application/json": {"schema": INCIDENT}}},
+                              "404": _ERROR}}},
+            "/api/v1/cases/{id}/actions": {"post": {
+                "summary": "Act on a case (open, void, dispatch, start, handle, close, rework, extend, escalate)",
+                "parameters": [_path("id", {"type": "string"}, "the incident's public id")],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": CASE_ACTION}}},
+                "responses": {"200": {"description": "the case after the action",
+                                      "content": {"application/json": {"schema": INCIDENT}}},
+                              "400": _ERROR, "404": _ERROR, "409": _ERROR, "413": _ERROR}}},
+            "/api/v1/cases": {"get": {
+                "summary": "A unit's worklist, overdue first; or every overdue case",
+                "parameters": [
+                    _query("unit", {"type": "string"}, "kind:code, e.g. street:410102001, department:CGJ, city"),
+                    _query("scope", {"type": "string", "enum": ["mine", "level"], "default": "mine"},
+                           "mine: the cases the unit must act on; level: every open case its level owns"),
+                    _query("overdue", {"type": "string", "enum": ["0", "1"]}, "1: overdue cases only"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "at most")],
+                "responses": {"200": {"description": "cases", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}, "400": _ERROR}}},
             "/api/v1/grids": {"get": {
                 "summary": "Cells of a version as GeoJSON",
                 "parameters": [
@@ -158,7 +206,7 @@ def document():
                     "next": {"type": "integer", "nullable": True}}},
                 "Error": {"type": "object", "required": ["error", "message"], "properties": {
                     "error": {"type": "string"}, "message": {"type": "string"},
-                    "details": {"type": "array", "items": {"type": "string"}}}},
+                    "details": {"type": "array", "items": {"description": "a line or an object saying more"}}}},
             },
             "responses": {"Error": {"description": "what is wrong, in words",
                                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
