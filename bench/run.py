@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench import bench_http, bench_partition, bench_routing
+from bench import bench_http, bench_partition, bench_routing, bench_stats
 from gis import event_classes
 from gis.db import Database, migrate, recreate_database, sibling_database_url
 from gis.settings import Settings
 
-BENCHMARKS = [bench_partition, bench_routing, bench_http]
+BENCHMARKS = [bench_partition, bench_routing, bench_http, bench_stats]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

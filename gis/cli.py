@@ -14,7 +14,7 @@ from psycopg2.extras import RealDictCursor
 
 from gis import api_keys, cases, event_classes, grid_export, grid_import, grid_store, partition_service, problem_report
 from gis.db import Database, migrate
-from gis.errors import GridMapError
+from gis.errors import BadInput, GridMapError
 from gis.partition_checks import Tolerances
 from gis.settings import Settings
 
@@ -443,6 +443,44 @@ def overdue_cmd(ctx, limit):
         click.echo(f"{row['public_id']}  due {row['due_at'].astimezone(cases.CHINA_TIME):%Y-%m-%d %H:%M}  "
                    f"{row['status']:<11}  {row['holder']}")
     click.echo(f"{len(rows)} overdue case(s)" + (" shown (--limit)" if len(rows) == limit else ""))
+
+
+# --- evaluation -------------------------------------------------------------------------------------
+
+@main.command("report")
+@click.option("--level", default="street", show_default=True,
+              help="grid, community, street, district, department or post")
+@click.option("--period", help="day, week, month, quarter (the last complete one), YYYY-MM-DD, YYYY-Www, YYYY-MM "
+                               "or YYYY-Qn; default week")
+@click.option("--from", "start", help="instead of --period: the first day, YYYY-MM-DD (China time)")
+@click.option("--to", "end", help="with --from: the day after the last (the end is exclusive)")
+@click.option("--within", help="a cell code: only the units under it")
+@click.option("--weights", help="score weights, e.g. closure_rate:0.5,on_time_rate:0.5 (default: table score_weight)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="also write the rows to a .csv or .xlsx")
+@pass_ctx
+@reports_errors
+def report_cmd(ctx, level, period, start, end, within, weights, out):
+    """Indicators, composite score and ranking of every unit of a level over a period (综合评价)."""
+    from gis import evaluation
+
+    if out is not None and out.suffix.lower() not in (".csv", ".xlsx"):
+        raise BadInput(f"--out must name a .csv or .xlsx file; got {out.name!r}")
+    span = evaluation.parse_period(period, start=start, end=end)
+    with ctx.db.cursor() as cur:
+        result = evaluation.evaluate(cur, level, span, within=within, weights=weights)
+    china = evaluation.CHINA
+    weights_text = ", ".join(f"{k} {v:g}" for k, v in result.weights.items())
+    click.echo(f"{level} ranking, {span.label}: {span.start:%Y-%m-%d %H:%M} to {span.end:%Y-%m-%d %H:%M} China time, "
+               f"as of {result.as_of.astimezone(china):%Y-%m-%d %H:%M}; weights {weights_text}")
+    click.echo(evaluation.format_table(result.rows, level), nl=False)
+    if out is not None:
+        tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+        if out.suffix.lower() == ".csv":
+            tmp.write_text(evaluation.to_csv(result.rows, level), encoding="utf-8")
+        else:
+            evaluation.write_xlsx(result.rows, level, tmp, title=f"{level} {span.label}")
+        tmp.replace(out)
+        click.echo(f"wrote {len(result.rows)} row(s) to {out}")
 
 
 @main.command("simulate")

@@ -34,12 +34,14 @@ def create_app(test_config=None):
 
     app.extensions["gridmap_case_rules"] = app.config.get("CASE_RULES") or CaseRules.from_settings(settings)
 
-    from webmap import api, cases, open311, openapi, pages, reports, vendor
+    from webmap import api, case_pages, cases, open311, openapi, pages, reports, stats, vendor
 
     app.register_blueprint(pages.bp)
+    app.register_blueprint(case_pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(cases.bp)
+    app.register_blueprint(stats.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(vendor.bp)

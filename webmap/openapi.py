@@ -3,6 +3,7 @@ describes so that a change to one is seen beside the other."""
 from flask import Blueprint, jsonify
 
 from gis.case_workflow import ACTIONS, UNIT_KINDS
+from gis.evaluation import LEVELS as EVALUATION_LEVELS
 from gis.incidents import (CLOSED_STATES, LEVEL_NAMES, MAX_DESCRIPTION, MAX_MEDIA, OPEN_STATES, REPORTER_FIELDS,
                            ROUTING_STATUSES)
 
@@ -98,6 +99,45 @@ CASE_ACTION = {
         "deadline": {"type": "string", "format": "date-time", "description": "extend: the new deadline"},
         "approved_by": {"type": "string", "maxLength": 500, "description": "extend: the approver, one level up"},
     },
+}
+
+_RATE = {"type": "number", "nullable": True, "description": "a fraction of the due cases; null when none fell due"}
+STATS = {
+    "summary": "Evaluation: indicators, composite score and rank of every unit of a level over a period",
+    "parameters": [
+        _query("level", {"type": "string", "enum": list(EVALUATION_LEVELS), "default": "street"},
+               "areas (every cell of the active version), departments, or posts (one row per person)"),
+        _query("period", {"type": "string", "default": "week"},
+               "day, week, month, quarter (the last complete one, China time), YYYY-MM-DD, YYYY-Www, YYYY-MM "
+               "or YYYY-Qn"),
+        _query("from", {"type": "string", "format": "date"}, "instead of period: the first day (or an ISO time)"),
+        _query("to", {"type": "string", "format": "date"}, "with from: the end, exclusive"),
+        _query("within", {"type": "string"}, "a cell code: only the units under it (or it)"),
+        _query("weights", {"type": "string"}, "e.g. closure_rate:0.5,on_time_rate:0.5 (those not named weigh 0); "
+                                              "default: table score_weight"),
+        _query("format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "CSV has a header row"),
+    ],
+    "responses": {
+        "200": {"description": "the units, ranked", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "level": {"type": "string"},
+                "period": {"type": "object", "properties": {
+                    "label": {"type": "string"}, "from": {"type": "string", "format": "date-time"},
+                    "to": {"type": "string", "format": "date-time"}}},
+                "as_of": {"type": "string", "format": "date-time", "description": "min(to, now): what was counted"},
+                "weights": {"type": "object", "additionalProperties": {"type": "number"}},
+                "rows": {"type": "array", "items": {"type": "object", "properties": {
+                    "rank": {"type": "integer"}, "kind": {"type": "string"}, "code": {"type": "string"},
+                    "name": {"type": "string"},
+                    **{k: {"type": "integer"} for k in ("received", "opened", "voided", "due", "closed",
+                                                         "escalations")},
+                    **{k: _RATE for k in ("closure_rate", "on_time_rate", "rework_rate", "extension_rate")},
+                    "handling_mean_h": {"type": "number", "nullable": True},
+                    "handling_p90_h": {"type": "number", "nullable": True},
+                    "score": {"type": "number", "nullable": True, "description": "0–100; null when none fell due"},
+                }}}}}},
+            "text/csv": {"schema": {"type": "string"}}}},
+        "400": _ERROR, "404": _ERROR},
 }
 
 
@@ -197,6 +237,7 @@ def document():
                                    "level": {"type": "integer"}, "parent_code": {"type": "string"}}}}}},
                 "responses": {"200": {"description": "problems", "content": geojson},
                               "400": _ERROR, "404": _ERROR}}},
+            "/api/v1/stats": {"get": STATS},
         },
         "components": {
             "schemas": {

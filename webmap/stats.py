@@ -1,0 +1,38 @@
+"""``/api/v1/stats``: the evaluation of the case workflow (gis/evaluation.py) — indicators, score and rank of
+every unit of a level over a period — as JSON or CSV."""
+from flask import Blueprint, Response, jsonify, request
+
+from gis import evaluation
+from gis.errors import BadInput
+from webmap import get_db
+
+bp = Blueprint("stats", __name__, url_prefix="/api/v1")
+
+FORMATS = ("json", "csv")
+
+
+@bp.get("/stats")
+def stats():
+    """``level`` (default street), ``period`` (default week) or ``from`` and ``to`` (ISO dates, to exclusive),
+    ``within`` (a cell code), ``weights`` (``closure_rate:0.5,on_time_rate:0.5``), ``format`` (json or csv)."""
+    args = request.args
+    fmt = args.get("format") or "json"
+    if fmt not in FORMATS:
+        raise BadInput(f"format must be json or csv; got {fmt!r}")
+    level = args.get("level") or "street"
+    period = evaluation.parse_period(args.get("period") or None, start=args.get("from") or None,
+                                     end=args.get("to") or None)
+    with get_db().cursor() as cur:
+        result = evaluation.evaluate(cur, level, period, within=args.get("within") or None,
+                                     weights=args.get("weights") or None)
+    if fmt == "csv":
+        name = f"stats-{level}-{period.label.replace('/', '_')}.csv"
+        return Response(evaluation.to_csv(result.rows, level), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return jsonify({
+        "level": level,
+        "period": {"label": period.label, "from": period.start.isoformat(), "to": period.end.isoformat()},
+        "as_of": result.as_of.astimezone(evaluation.CHINA).isoformat(),
+        "weights": result.weights,
+        "rows": result.rows,
+    })
