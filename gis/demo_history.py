@@ -1,4 +1,5 @@
-"""A deterministic history of field reports for the demo: :func:`generate` draws it, :func:`load` stores it.
+"""A deterministic history of field reports and their cases for the demo: :func:`generate_history` draws it
+(:func:`generate`: the incidents alone), :func:`load` stores it.
 
 Nothing here is real. The model, in short:
 
@@ -18,12 +19,25 @@ Nothing here is real. The model, in short:
   too, and as often at weekends.
 * **Who.** Patrol categories mostly from the field app (the grid worker of the place), complaints more
   often through the 12345 hotline or Open311.
-* **Status.** Each report runs through opened → dispatched → in_progress → handled → closed with
-  durations drawn around its subclass's time limit; its status is the last step reached by ``end``, so
-  old reports are mostly closed and the last days' mostly open. About 3 % are voided, and ~2 % of the
-  rest get stuck (never closed).
+* **Cases.** Each report becomes a case that follows the rules of the live workflow (``gis/cases.py``):
+  opened at the level it was routed to (its unit grid; the district or the city when it lies outside
+  every grid), dispatched to a unit — the grid itself for many minor patrol findings, else mostly the
+  subclass's department, sometimes the community or the street —, started, handled and closed after
+  verification; or voided straight away (~3 %). Deadlines count the subclass's time limit on the working
+  calendar (or in calendar hours), and every duration is drawn in those hours, so a working-time case is
+  only ever acted on in office hours. Each street and each department has its own performance: slower
+  ones are late more often (on-time rates from about 70 to 98 %), rework more and ask for more
+  extensions. About 4 % of cases are escalated (a few twice): by the platform at once, by the unit after
+  trying, or by the tick when a case is overdue by more than the settable margin. ~5 % are reworked
+  once, ~4 % extended, ~2 % get stuck (never closed). Events after ``end`` have not happened yet, so the
+  last days' cases are mostly open. Every action is an event with its actor, note and details, as
+  ``case_event`` keeps them; people on a post of the grid store (grid heads and workers, community
+  secretaries and directors, street heads) are named from it when the history is loaded.
 
 Same seed, same cells, same frame: every draw comes from one ``numpy.random.default_rng(seed)``.
+The model guesses the level a case starts at from the unit grids alone (the router snaps points within
+``snap_m`` of a grid to it); :func:`load` routes first, takes the cells' codes for holders and units from
+the router, and would leave a case it guessed wrong as reported (it never does on a four-level partition).
 """
 from __future__ import annotations
 
@@ -32,6 +46,8 @@ import datetime as dt
 import functools
 import hashlib
 import io
+import json
+import struct
 import time
 from dataclasses import dataclass
 
@@ -40,11 +56,12 @@ import pandas as pd
 import shapely
 from psycopg2.extras import RealDictCursor
 
-from gis import batch_routing, grid_store
+from gis import batch_routing, case_workflow, cases, grid_store
 from gis import crs as crs_mod
 from gis.demo_people import SURNAMES, person_names
 from gis.errors import BadInput, NotFound
 from gis.event_classes import CLASSES_CSV
+from gis.work_calendar import WorkCalendar
 
 DEFAULT_SEED = 20261123
 CHINA_TIME = dt.timezone(dt.timedelta(hours=8))
@@ -84,9 +101,6 @@ HOURS_PATROL = np.array([0.30, 0.20, 0.15, 0.10, 0.10, 0.25, 0.8, 2.5, 5.0, 7.5,
 HOURS_COMPLAINT = np.array([1.2, 0.8, 0.5, 0.3, 0.3, 0.4, 0.9, 2.0, 3.5, 4.5, 4.8, 4.5,
                             3.8, 3.5, 4.0, 4.5, 4.8, 5.0, 5.2, 5.5, 5.5, 4.5, 3.0, 2.0])
 WEEKEND_FACTOR = {"patrol": 0.55, "complaint": 1.05}
-
-VOID_SHARE = 0.03
-STUCK_SHARE = 0.02
 
 # Hot spots: what a facility's special grid is busy with.
 FACILITY_FAVOURITES = {
@@ -141,7 +155,10 @@ class Categories:
     names: np.ndarray          # name_zh
     p: np.ndarray              # base probability of each subclass
     complaint: np.ndarray      # bool: reported by citizens rather than found on patrol
-    limit_h: np.ndarray        # time limit, wall-clock hours (working hours stretched)
+    limit_h: np.ndarray        # time limit, in hours of its basis
+    working: np.ndarray        # bool: the limit counts working hours (else calendar hours)
+    emergency: np.ndarray      # bool
+    departments: np.ndarray    # the code of the department that handles each subclass
 
     def index(self, code):
         return int(np.flatnonzero(self.codes == code)[0])
@@ -160,11 +177,11 @@ def categories(path=CLASSES_CSV) -> Categories:
     for cls in np.unique(class_codes):
         mine = class_codes == cls
         p[mine] = CLASS_SHARE.get(cls, 0.02) * weight[mine] / weight[mine].sum()
-    limit = np.array([float(r["time_limit_hours"]) for r in rows])
-    working = np.array([r["time_basis"] == "working" for r in rows])
     return Categories(codes=codes, class_codes=class_codes, names=np.array([r["name_zh"] for r in rows]),
                       p=p / p.sum(), complaint=np.isin(codes, list(COMPLAINT_CODES)),
-                      limit_h=np.where(working, limit * 2.5, limit))
+                      limit_h=np.array([float(r["time_limit_hours"]) for r in rows]),
+                      working=np.array([r["time_basis"] == "working" for r in rows]), emergency=emergency,
+                      departments=np.array([r["department_code"] for r in rows]))
 
 
 # --- where ---------------------------------------------------------------------------------------------
@@ -323,7 +340,8 @@ def _facility(name):
 
 def draw_reports(model, rng, n, *, field_app_only=False):
     """``n`` reports as a DataFrame without times: lon, lat, category, description, source, accuracy_m,
-    reporter (JSON text) and ``complaint`` (bool: a citizen's complaint rather than a patrol finding)."""
+    reporter (JSON text), ``complaint`` (bool: a citizen's complaint rather than a patrol finding) and
+    ``cell`` (the unit grid whose worker reports the place, -1 for none: see :meth:`LocationModel.sample`)."""
     cats = categories()
     lon, lat, cell, hot = model.sample(rng, n)
     cat = rng.choice(len(cats.codes), size=n, p=cats.p)
@@ -362,7 +380,7 @@ def draw_reports(model, rng, n, *, field_app_only=False):
     return pd.DataFrame({
         "lon": np.round(lon, 7), "lat": np.round(lat, 7), "category": cats.codes[cat],
         "description": descriptions, "source": np.array(SOURCES)[source], "accuracy_m": acc,
-        "reporter": reporters, "complaint": complaint,
+        "reporter": reporters, "complaint": complaint, "cell": cell,
     })
 
 
@@ -412,95 +430,633 @@ def _times(rng, complaint, days, end):
     return out
 
 
-def _statuses(rng, category_index, source, reported_s, end_s):
-    """Status and the second it was reached, from durations drawn around each subclass's time limit."""
+# --- what became of each report: its case --------------------------------------------------------------
+
+LEVELS = case_workflow.LEVELS  # grid, community, street, district, city: the escalation ladder, bottom up
+GRID, COMMUNITY, STREET, DISTRICT, CITY = range(len(LEVELS))
+UNIT_KINDS = case_workflow.UNIT_KINDS  # grid, community, street (the area unit of that level), department
+DEPARTMENT = UNIT_KINDS.index("department")
+# Who speaks for a level's platform and who works in an area unit: posts of the grid store's staff. The
+# district and city platforms and the departments have nobody there: their people are drawn.
+PLATFORM_POSTS = ("grid_head", "community_secretary", "street_head", None, None)
+UNIT_POSTS = ("grid_worker", "community_director", "street_head", None)
+POST_LEVEL = {"grid_head": "grid", "grid_worker": "grid", "community_secretary": "community",
+              "community_director": "community", "street_head": "street"}
+SYSTEM_ACTOR = "system"  # the tick, as gis.cases names it
+
+VOID_SHARE = 0.03          # voided straight away: a duplicate, outside the remit, nothing there
+STUCK_SHARE = 0.024        # planned never to close (the tick escalates some of those left with a unit)
+STUCK_AT = (0.15, 0.15, 0.20, 0.50)  # ... left opened (never dispatched), dispatched, in progress, handled
+ESCALATE_SHARE = 0.025     # escalated by hand; the tick adds the cases overdue by more than its margin
+TWICE_SHARE = 0.12         # ... and once more at the next level
+AT_ONCE_SHARE = 0.4        # ... by the platform right after opening, else by the unit after trying
+ON_TIME = 0.93             # a middling unit's share of cases handled by the deadline
+REWORK = 0.045
+EXTEND = 0.034
+SPREAD = 1.0               # logit(on time) = logit(ON_TIME) + SPREAD · quality of the unit
+CELL_SPREAD = 0.35         # the grids of a street differ a little too
+FOLLOWED_UP = 1.5          # an escalated case is watched from above: logit(on time) that much higher
+LATE_MEAN_H = 2.0          # a late handling is late by about this many hours of its basis (less for short limits)
+GPS_SHARE = 0.85           # starts and handlings sent from a phone with its position
+TICK_EVERY_S = 300         # the tick runs every few minutes
+# Which unit a level dispatches to, as shares of (grid, community, street, department): a unit at or below
+# the level; emergencies and cases outside every grid go to the department.
+DISPATCH_P = {"grid patrol": (0.55, 0, 0, 0.45), "grid complaint": (0.15, 0, 0, 0.85),
+              COMMUNITY: (0.15, 0.40, 0, 0.45), STREET: (0.05, 0.15, 0.35, 0.45),
+              DISTRICT: (0, 0, 0.15, 0.85), CITY: (0, 0, 0.10, 0.90)}
+CATCH_ALL_DEPARTMENT = "CGJ"   # the city administration bureau takes a few cases of other departments
+CATCH_ALL_SHARE = 0.05
+STAFF_PER_DEPARTMENT = 8
+
+OPEN_NOTES = ("符合立案条件，予以立案", "经核实情况属实，立案", "核实属实，立案处理")
+DISPATCH_NOTES = ("请按时限处置并反馈", "请尽快到场处置", "请核实后处置，按期反馈")
+START_NOTES = ("已接单，正赶往现场", "已到达现场，开始处置", "已安排人员处置")
+HANDLE_NOTES = {
+    "01": ("已清理完毕，现场恢复整洁", "已组织环卫人员清运", "已督促责任单位清理到位"),
+    "02": ("已清除完毕", "已责令商户整改，广告已拆除", "已拆除并登记"),
+    "03": ("已责令施工单位整改", "已停工整改，现场已覆盖", "已清理遗撒路面"),
+    "04": ("险情已排除，现场已恢复", "已抢修完毕", "已疏散群众并处置完毕"),
+    "05": ("已劝离，现场秩序恢复", "已依法查处", "已规范停放"),
+    "06": ("已维修完毕", "已更换", "已设置警示并修复"),
+    "07": ("已调解，双方达成一致", "已上门核实并登记", "已督促整改，隐患消除"),
+    "99": ("已协调相关单位处理", "已答复市民", "已核实处理"),
+}
+CLOSE_NOTES = ("现场核查合格，予以结案", "经核查已处置到位，结案", "回访群众满意，结案")
+VOID_REASONS = ("重复上报，已合并处理", "不属于受理范围", "现场核实无此问题", "信息不全，无法核实")
+REWORK_REASONS = ("核查发现未整改到位", "现场仍有残留，需重新处置", "群众反映问题反弹，请重新处置")
+EXTEND_REASONS = ("需协调多个部门，申请延期", "施工周期较长，申请延期", "天气原因无法按期完成", "需等待配件到货，申请延期")
+ESCALATE_REASONS = ("超出本级处置权限，提请上级协调", "涉及多个部门，需上级统筹", "权属不清，提请上级处理",
+                    "多次处置未果，提请上级督办")
+
+CASE_COLUMNS = ("case_level", "case_version", "holder_kind", "unit_kind", "unit_code", "opened_at",
+                "first_dispatched_at", "dispatched_at", "due_at", "handled_at", "closed_at", "handling_h",
+                "reworks", "extensions", "escalations")
+EVENT_COLUMNS = ("row", "seq", "action", "from_state", "to_state", "from_level", "to_level", "actor",
+                 "actor_kind", "actor_post", "actor_code", "at", "note", "unit_kind", "unit_code", "due_at",
+                 "previous_due_at", "reason", "approved_by", "approver_post", "on_time", "lon", "lat",
+                 "accuracy_m")
+_TIMES = ("at", "due_at", "previous_due_at")
+_NO_TIME = -1  # int64 seconds standing for "none" (nothing here happened before 1970)
+
+
+def _add(cal, start, hours, working):
+    """``start`` (int64 seconds) plus ``hours`` of each one's basis (working or calendar), to the second."""
+    start = np.asarray(start, dtype=np.int64)
+    hours = np.broadcast_to(np.asarray(hours, dtype=float), start.shape)
+    out = np.empty(start.shape, dtype=np.int64)
+    for basis, mine in (("working", working), ("calendar", ~working)):
+        if mine.any():
+            end = cal.add_hours(start[mine].astype("M8[s]"), hours[mine], basis)
+            out[mine] = end.astype("M8[s]").astype(np.int64)
+    return out
+
+
+def _hours(cal, start, end, working):
+    """Hours of each one's basis from ``start`` to ``end`` (int64 seconds)."""
+    out = np.empty(len(start))
+    for basis, mine in (("working", working), ("calendar", ~working)):
+        if mine.any():
+            out[mine] = cal.hours_between(start[mine].astype("M8[s]"), end[mine].astype("M8[s]"), basis)
+    return out
+
+
+def _pick(rng, choices, n):
+    return np.asarray(choices, dtype=object)[rng.integers(0, len(choices), size=n)]
+
+
+def _expit(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _logit(p):
+    return np.log(p / (1.0 - p))
+
+
+@dataclass
+class _Reports:
+    """What the case model needs of each report (arrays aligned on the history's rows)."""
+
+    reported: np.ndarray   # int64 seconds
+    category: np.ndarray   # subclass index
+    manual: np.ndarray     # hotline or Open311 rather than the field app
+    start: np.ndarray      # level its case starts at: GRID, DISTRICT or CITY
+    cell: np.ndarray       # its unit grid (-1: none)
+    street: np.ndarray     # that grid's street (-1: none)
+    lon: np.ndarray
+    lat: np.ndarray
+
+
+class _People:
+    """The names of the people acting: drawn here; ``load`` puts the grid store's staff in where it has them."""
+
+    def __init__(self, model, rng, n, departments):
+        self.workers = model.workers
+        self.operators = person_names(rng, 60)
+        self.staff = np.array(person_names(rng, STAFF_PER_DEPARTMENT * len(departments)), dtype=object)
+        self.who = rng.integers(0, 1 << 30, size=n)  # a report's own pick of people
+        self.departments = departments
+
+    def _names(self, rows, level, cell, post_rank):
+        k = np.where(cell[rows] >= 0, cell[rows] * 7919 + post_rank, self.who[rows])
+        local = np.asarray(self.workers, dtype=object)[k % len(self.workers)]
+        drawn = np.asarray(self.operators, dtype=object)[(self.who[rows] + level) % len(self.operators)]
+        return np.where(level <= STREET, local, drawn)
+
+    def platform(self, rows, level, cell):
+        """The platform of ``level`` (array) acting on the cases of ``rows``."""
+        return {"actor_kind": np.asarray(LEVELS, dtype=object)[level],
+                "actor_post": np.asarray(PLATFORM_POSTS, dtype=object)[level],
+                "actor": self._names(rows, level, cell, 1 + level)}
+
+    def unit(self, rows, kind, department, cell):
+        """The unit of ``kind`` (UNIT_KINDS index; ``department`` index for departments) at work on them."""
+        dept = department % len(self.departments)
+        names = np.where(kind == DEPARTMENT,
+                         self.staff[dept * STAFF_PER_DEPARTMENT + self.who[rows] % STAFF_PER_DEPARTMENT],
+                         self._names(rows, np.minimum(kind, STREET), cell, 4 * kind))
+        return {"actor_kind": np.asarray(UNIT_KINDS, dtype=object)[kind],
+                "actor_post": np.asarray(UNIT_POSTS, dtype=object)[kind],
+                "actor_code": np.where(kind == DEPARTMENT, self.departments[dept], None), "actor": names}
+
+    @staticmethod
+    def system(n):
+        return {"actor_kind": np.full(n, None), "actor_post": np.full(n, None), "actor": np.full(n, SYSTEM_ACTOR)}
+
+
+class _Events:
+    """Events as they are drawn, a batch of cases at a time; :meth:`frame` puts them in order."""
+
+    def __init__(self):
+        self.batches = []
+
+    def add(self, rows, at, action, from_state, to_state, from_level, to_level, order, **fields):
+        if len(rows):
+            self.batches.append(dict(fields, row=rows, at=at, action=action, from_state=from_state,
+                                     to_state=to_state, from_level=from_level, to_level=to_level, order=order))
+
+    def frame(self, end_s):
+        columns = {}
+        for name in (*EVENT_COLUMNS, "order", "handling_h"):
+            if name == "seq":
+                continue
+            parts = []
+            for b in self.batches:
+                n = len(b["row"])
+                value = b.get(name)
+                if value is None:
+                    value = (np.full(n, _NO_TIME) if name in _TIMES else np.full(n, np.nan)
+                             if name in ("lon", "lat", "accuracy_m", "handling_h") else np.full(n, None))
+                parts.append(np.broadcast_to(value, (n,)))
+            empty = (np.int64 if name in ("row", "order", *_TIMES) else
+                     float if name in ("lon", "lat", "accuracy_m", "handling_h") else object)
+            columns[name] = np.concatenate(parts) if parts else np.empty(0, dtype=empty)
+        happened = np.flatnonzero(columns["at"] <= end_s)
+        keep = happened[np.lexsort((columns["order"][happened], columns["row"][happened]))]
+        row = columns["row"][keep]
+        first = np.r_[True, row[1:] != row[:-1]] if len(row) else np.zeros(0, bool)
+        position = np.arange(len(row))
+        columns["seq"] = position - np.maximum.accumulate(np.where(first, position, 0)) + 1
+        # object columns stay object: inferring pandas' string dtype for half a million rows takes a while
+        return pd.DataFrame({name: pd.Series(values if name == "seq" else values[keep],
+                                             dtype=object if values.dtype == object else None)
+                             for name, values in columns.items()})
+
+
+def _dispatch_kind(rng, level, patrol, emergency, in_grid):
+    """The kind of unit (UNIT_KINDS index) each case is dispatched to by the platform of ``level``."""
+    table = np.array([DISPATCH_P["grid patrol"], DISPATCH_P["grid complaint"],
+                      *(DISPATCH_P[k] for k in (COMMUNITY, STREET, DISTRICT, CITY))])
+    row = np.where(level == GRID, np.where(patrol, 0, 1), level + 1)
+    cumulative = np.cumsum(table, axis=1)[row]
+    kind = np.minimum((rng.random(len(level))[:, None] >= cumulative[:, :-1]).sum(axis=1), DEPARTMENT)
+    return np.where(emergency | ~in_grid, DEPARTMENT, kind)
+
+
+def _draw_cases(rng, reports, model, cal, rules, end_s):
+    """Each report's case, acted on as the live workflow allows, up to ``end_s``: the events (a DataFrame,
+    :data:`EVENT_COLUMNS` and ``order``, times as int64 seconds)."""
     cats = categories()
-    n = reported_s.size
-    limit = cats.limit_h[category_index]
-    hour = 3600.0
-    manual = source != "field_app"  # a hotline call or an Open311 request waits longer to be opened
-    t_open = rng.exponential(np.where(manual, 1.5, 0.4), size=n) * hour + 60
-    t_dispatch = t_open + rng.exponential(0.8, size=n) * hour + 60
-    t_progress = t_dispatch + rng.exponential(np.maximum(limit * 0.2, 0.3), size=n) * hour + 60
-    t_handled = t_progress + limit * np.exp(rng.normal(-0.3, 0.6, size=n)) * hour
-    t_closed = t_handled + rng.exponential(18.0, size=n) * hour + 600
-    steps = np.stack([np.zeros(n), t_open, t_dispatch, t_progress, t_handled, t_closed], axis=1)
-    names = np.array(["reported", "opened", "dispatched", "in_progress", "handled", "closed"])
-    # Stuck: never gets past some step before "closed".
-    stuck = rng.random(n) < STUCK_SHARE
-    stuck_at = rng.integers(2, 5, size=n)  # stops at dispatched, in_progress or handled
-    cols = np.arange(6)[None, :]
-    steps = np.where(stuck[:, None] & (cols > stuck_at[:, None]), np.inf, steps)
-    age = (end_s - reported_s).astype(float)
-    reached = (steps <= age[:, None]).sum(axis=1) - 1
-    status = names[reached]
-    changed = reported_s + np.floor(steps[np.arange(n), reached]).astype(np.int64)
-    # Voided: found to be no case (a duplicate, outside the remit) once it was opened.
+    x = reports
+    n = len(x.reported)
+    depts = np.unique(cats.departments)
+    catch_all = int(np.searchsorted(depts, CATCH_ALL_DEPARTMENT)) if CATCH_ALL_DEPARTMENT in depts else -1
+    working, limit = cats.working[x.category], cats.limit_h[x.category]
+    own_dept = np.searchsorted(depts, cats.departments[x.category])
+    emergency, patrol = cats.emergency[x.category], ~cats.complaint[x.category]
+    people = _People(model, rng, n, depts)
+    # the performance of the units: each street (its grids and communities share it, the grids differ a
+    # little) and each department; index -1 (no street, no grid) is a middling one
+    street_q = np.append(rng.normal(size=max(x.street.max(initial=-1) + 1, 0)), 0.0)
+    cell_q = np.append(rng.normal(scale=CELL_SPREAD, size=len(model.geoms)), 0.0)
+    dept_q = rng.normal(size=len(depts))
+    ev = _Events()
+
     void = rng.random(n) < VOID_SHARE
-    t_void = t_open + rng.exponential(1.0, size=n) * hour
-    voided = void & (t_void <= age)
-    status = np.where(voided, "voided", status)
-    changed = np.where(voided, reported_s + np.floor(t_void).astype(np.int64), changed)
-    changed = np.minimum(changed, end_s)
-    return status, changed
+    stuck = np.where(rng.random(n) < STUCK_SHARE, 1 + rng.choice(4, size=n, p=STUCK_AT), 0)
+    escalations = np.where(rng.random(n) < ESCALATE_SHARE, 1 + (rng.random(n) < TWICE_SHARE), 0)
+    escalations = np.minimum(escalations, CITY - x.start)
+    # the first action: a hotline call or an Open311 request waits longer; emergencies are quick
+    first = _add(cal, x.reported, (rng.exponential(np.where(x.manual, 1.5, 0.4)) * np.where(working, 1.0, 0.2)
+                                   + 1 / 60), working)
+    rows = np.flatnonzero(void)
+    reason = _pick(rng, VOID_REASONS, rows.size)
+    ev.add(rows, first[rows], "void", "reported", "voided", x.start[rows], x.start[rows], 0,
+           **people.platform(rows, x.start[rows], x.cell), reason=reason, note=reason)
+    g = np.flatnonzero(~void)
+    ev.add(g, first[g], "open", "reported", "opened", x.start[g], x.start[g], 0,
+           **people.platform(g, x.start[g], x.cell), note=_pick(rng, OPEN_NOTES, g.size))
+    t0, level, left, stuck = first[g], x.start[g], escalations[g], stuck[g]
+
+    segment = 0
+    while g.size:  # one level at a time: every case of g was opened at `level` at t0
+        order = 1 + 10 * segment
+        w, lim = working[g], limit[g]
+        up_at = np.full(g.size, _NO_TIME)
+        # the platform escalates at once; or leaves a case in its queue for good
+        at_once = (left > 0) & (rng.random(g.size) < AT_ONCE_SHARE)
+        r = np.flatnonzero(at_once)
+        up_at[r] = _add(cal, t0[r], rng.exponential(1.5, r.size) + 0.05, w[r])
+        reason = _pick(rng, ESCALATE_REASONS, r.size)
+        ev.add(g[r], up_at[r], "escalate", "opened", "opened", level[r], level[r] + 1, order,
+               **people.platform(g[r], level[r], x.cell), reason=reason, note=reason)
+        d = np.flatnonzero(~at_once & ~((left == 0) & (stuck == 1)))
+        gd, wd, ld, lvd = g[d], w[d], lim[d], level[d]
+
+        # dispatch: the clock starts
+        td = _add(cal, t0[d], rng.exponential(np.where(wd, 0.6, 0.1)) + 1 / 60, wd)
+        kind = _dispatch_kind(rng, lvd, patrol[gd], emergency[gd], x.start[gd] == GRID)
+        dept = np.where((rng.random(d.size) < CATCH_ALL_SHARE) & (catch_all >= 0), catch_all, own_dept[gd])
+        due = _add(cal, td, ld, wd)
+        ev.add(gd, td, "dispatch", "opened", "dispatched", lvd, lvd, order + 1,
+               **people.platform(gd, lvd, x.cell), note=_pick(rng, DISPATCH_NOTES, d.size),
+               unit_kind=np.asarray(UNIT_KINDS, dtype=object)[kind],
+               unit_code=np.where(kind == DEPARTMENT, depts[dept], None), due_at=due)
+        unit = people.unit(gd, kind, dept, x.cell)
+        street = street_q[x.street[gd]]
+        quality = np.where(kind == DEPARTMENT, dept_q[dept] + 0.4 * street, street + cell_q[x.cell[gd]])
+
+        # the plan, in hours of the basis after dispatch: start S, extension X, handling H or escalation E
+        by_unit = left[d] > 0  # the unit finds it beyond its authority and escalates
+        hold = np.where(by_unit, 0, stuck[d])  # 2: never started, 3: never handled, 4: never closed
+        on_time = rng.random(d.size) < _expit(_logit(ON_TIME) + SPREAD * quality + FOLLOWED_UP * (segment > 0))
+        extend = ~by_unit & (hold == 0) & (rng.random(d.size) < _expit(_logit(EXTEND) - 0.6 * quality))
+        rework = ~by_unit & (hold == 0) & (rng.random(d.size) < _expit(_logit(REWORK) - 0.6 * quality))
+        extra = np.minimum(ld * rng.uniform(0.5, 1.5, d.size), rules.max_extension_h)
+        h = np.where(on_time, ld * np.maximum(rng.beta(2.0, 1.5, d.size), 0.02),
+                     ld + rng.exponential(np.minimum(0.6 * ld, LATE_MEAN_H)) + 0.02)
+        h = np.where(extend, ld + extra * rng.uniform(0.1, 1.15, d.size), h)
+        s = rng.uniform(0.05, 0.4, d.size) * np.minimum(h, ld)
+        xh = s + rng.uniform(0.2, 0.9, d.size) * (ld - s)
+        e = ld * rng.uniform(0.1, 0.8, d.size)
+        started = (hold != 2) & ~(by_unit & (e < s))
+        handled = ~by_unit & (hold != 2) & (hold != 3)
+
+        ts = _add(cal, td, s, wd)
+        r = np.flatnonzero(started)
+        gps = _gps(rng, x, gd[r])
+        ev.add(gd[r], ts[r], "start", "dispatched", "in_progress", lvd[r], lvd[r], order + 2,
+               **_at(unit, r), note=_pick(rng, START_NOTES, r.size), **gps)
+        r = np.flatnonzero(extend)
+        deadline = due.copy()
+        deadline[r] = _add(cal, td[r], ld[r] + extra[r], wd[r])
+        reason = _pick(rng, EXTEND_REASONS, r.size)
+        approver = np.minimum(lvd[r] + 1, CITY)
+        ev.add(gd[r], _add(cal, td[r], xh[r], wd[r]), "extend", "in_progress", "in_progress", lvd[r], lvd[r],
+               order + 3, **_at(unit, r), note=reason, reason=reason, due_at=deadline[r], previous_due_at=due[r],
+               approved_by=people.platform(gd[r], approver, x.cell)["actor"],
+               approver_post=np.asarray(PLATFORM_POSTS, dtype=object)[approver])
+        # the unit escalates
+        r = np.flatnonzero(by_unit)
+        te = _add(cal, td[r], e[r], wd[r])
+        reason = _pick(rng, ESCALATE_REASONS, r.size)
+        state = np.where(started[r], "in_progress", "dispatched")
+        ev.add(gd[r], te, "escalate", state, "opened", lvd[r], lvd[r] + 1, order + 4, **_at(unit, r),
+               note=reason, reason=reason)
+        up_at[d[r]] = te
+        # the tick escalates a case overdue by more than its margin, unless the city platform holds it
+        tick = _add(cal, deadline, rules.escalate_after_h, wd) + rng.integers(1, TICK_EVERY_S, d.size)
+        th = np.full(d.size, np.iinfo(np.int64).max)
+        th[handled] = _add(cal, td[handled], h[handled], wd[handled])
+        late = ~by_unit & (lvd < CITY) & (th > tick)
+        r = np.flatnonzero(late)
+        _tick(ev, cal, rules, gd[r], tick[r], deadline[r], wd[r], started[r], lvd[r], order + 4)
+        up_at[d[r]] = tick[r]
+        handled &= ~late
+        r = np.flatnonzero(handled)
+        gps = _gps(rng, x, gd[r])
+        ev.add(gd[r], th[r], "handle", "in_progress", "handled", lvd[r], lvd[r], order + 4, **_at(unit, r),
+               note=_handle_notes(rng, cats.class_codes[x.category[gd[r]]]), **gps,
+               handling_h=_hours(cal, td[r], th[r], wd[r]))
+
+        # verification: back to the unit once in a while (the clock keeps running from the dispatch)
+        rework &= handled
+        r = np.flatnonzero(rework)
+        tr = _add(cal, th[r], rng.exponential(np.where(wd[r], 2.0, 0.5)) + 0.05, wd[r])
+        reason = _pick(rng, REWORK_REASONS, r.size)
+        ev.add(gd[r], tr, "rework", "handled", "dispatched", lvd[r], lvd[r], order + 5,
+               **people.platform(gd[r], lvd[r], x.cell), note=reason, reason=reason)
+        again = ld[r] * rng.uniform(0.15, 0.6, r.size) + 0.05
+        ts2 = _add(cal, tr, again * rng.uniform(0.05, 0.4, r.size), wd[r])
+        th2 = _add(cal, tr, again, wd[r])
+        tick2 = np.maximum(tick[r], tr + rng.integers(1, TICK_EVERY_S, r.size))
+        late2 = (lvd[r] < CITY) & (th2 > tick2)
+        begun = ~late2 | (ts2 <= tick2)
+        gps = _gps(rng, x, gd[r])
+        ev.add(gd[r][begun], ts2[begun], "start", "dispatched", "in_progress", lvd[r][begun], lvd[r][begun],
+               order + 6, **_at(unit, r[begun]), note=_pick(rng, START_NOTES, begun.sum()), **_at(gps, begun))
+        q = np.flatnonzero(late2)
+        _tick(ev, cal, rules, gd[r][q], tick2[q], deadline[r][q], wd[r][q], begun[q], lvd[r][q], order + 7)
+        up_at[d[r][q]] = tick2[q]
+        handled[r[q]] = False
+        q = np.flatnonzero(~late2)
+        th[r[q]] = th2[q]
+        gps = _gps(rng, x, gd[r][q])
+        ev.add(gd[r][q], th2[q], "handle", "in_progress", "handled", lvd[r][q], lvd[r][q], order + 7,
+               **_at(unit, r[q]), note=_handle_notes(rng, cats.class_codes[x.category[gd[r][q]]]), **gps,
+               handling_h=_hours(cal, td[r][q], th2[q], wd[r][q]))
+        # closed after verification, unless nobody ever comes to verify
+        r = np.flatnonzero(handled & (hold != 4))
+        tc = _add(cal, th[r], rng.exponential(np.where(wd[r], 2.5, 0.8)) + 0.05, wd[r])
+        ev.add(gd[r], tc, "close", "handled", "closed", lvd[r], lvd[r], order + 8,
+               **people.platform(gd[r], lvd[r], x.cell), note=_pick(rng, CLOSE_NOTES, r.size),
+               on_time=th[r] <= deadline[r])
+
+        # escalated cases go on at the next level; one the tick moved up is dealt with there
+        r = np.flatnonzero(up_at != _NO_TIME)
+        by_hand = at_once.copy()
+        by_hand[d] |= by_unit
+        g, t0, level = g[r], up_at[r], level[r] + 1
+        left, stuck = left[r] - by_hand[r], np.where(by_hand[r], stuck[r], 0)
+        segment += 1
+    return ev.frame(end_s)
 
 
-def generate(cells, *, seed=DEFAULT_SEED, count=100_000, days=90, end=None):
-    """A history of ``count`` incidents over ``days`` days before ``end``: a DataFrame, oldest first.
+def _at(fields, r):
+    """The rows ``r`` of every array in ``fields`` (scalars as they are)."""
+    return {k: (v[r] if isinstance(v, np.ndarray) else v) for k, v in fields.items()}
+
+
+def _tick(ev, cal, rules, rows, at, deadline, working, started, level, order):
+    """The tick's escalation of overdue cases: the system acts, with the reason gis.cases gives."""
+    hours = _hours(cal, deadline, at, working)
+    reason = np.array([f"overdue by {h:.1f} {'working' if w else 'calendar'} hours "
+                       f"(more than {rules.escalate_after_h:g}): escalated automatically"
+                       for h, w in zip(hours, working)], dtype=object)
+    ev.add(rows, at, "escalate", np.where(started, "in_progress", "dispatched"), "opened", level, level + 1,
+           order, **_People.system(len(rows)), reason=reason, note="")
+
+
+def _gps(rng, x, rows):
+    """Where the phones of the people at work said they were: near the report, for most of them."""
+    n = len(rows)
+    fixed = rng.random(n) < GPS_SHARE
+    dx, dy = rng.normal(0.0, 12.0, n), rng.normal(0.0, 12.0, n)
+    accuracy = np.round(np.clip(np.exp(rng.normal(np.log(8.0), 0.4, n)), 3.0, 40.0), 1)
+    lon = x.lon[rows] + dx / (M_PER_DEG * np.cos(np.radians(x.lat[rows])))
+    return {"lon": np.where(fixed, np.round(lon, 7), np.nan),
+            "lat": np.where(fixed, np.round(x.lat[rows] + dy / M_PER_DEG, 7), np.nan),
+            "accuracy_m": np.where(fixed, accuracy, np.nan)}
+
+
+def _handle_notes(rng, class_codes):
+    k = rng.integers(0, 3, size=len(class_codes))
+    return np.array([HANDLE_NOTES.get(c, HANDLE_NOTES["99"])[i] for c, i in zip(class_codes, k)], dtype=object)
+
+
+def _last_of(rows, mask, first=False):
+    """Positions of the last (or first) event of each row among those where ``mask`` holds; the events are
+    in order of row and seq."""
+    pos = np.flatnonzero(mask)
+    r = rows[pos]
+    if first:
+        return pos[np.r_[True, r[1:] != r[:-1]]] if pos.size else pos
+    return pos[np.r_[r[1:] != r[:-1], True]] if pos.size else pos
+
+
+def _case_columns(events, reported):
+    """The case columns of each incident after its events (as gis.cases sets them), and its status."""
+    n = len(reported)
+    rows, seq = events["row"].to_numpy(), events["seq"].to_numpy()
+    action, at = events["action"].to_numpy(), events["at"].to_numpy()
+    out = {"status": np.full(n, "reported", dtype=object), "status_changed_at": reported.copy()}
+    last = _last_of(rows, np.ones(len(rows), bool))
+    out["status"][rows[last]] = events["to_state"].to_numpy()[last]
+    out["case_level"] = np.full(n, None, dtype=object)
+    out["case_level"][rows[last]] = np.asarray(LEVELS, dtype=object)[events["to_level"].to_numpy(dtype=int)[last]]
+    out["case_version"] = np.zeros(n, dtype=np.int64)
+    out["case_version"][rows[last]] = seq[last]
+    p = _last_of(rows, events["from_state"].to_numpy() != events["to_state"].to_numpy())
+    out["status_changed_at"][rows[p]] = at[p]
+
+    def latest(*actions, after=None):
+        """Rows and positions of each incident's latest event of ``actions`` later than seq ``after``."""
+        p = _last_of(rows, np.isin(action, actions))
+        if after is not None:
+            p = p[seq[p] > after[rows[p]]]
+        return rows[p], p
+
+    escalated = np.zeros(n, dtype=np.int64)
+    r, p = latest("escalate")
+    escalated[r] = seq[p]
+    reworked = np.zeros(n, dtype=np.int64)
+    r, p = latest("rework")
+    reworked[r] = seq[p]
+    for name in ("opened_at", "first_dispatched_at", "dispatched_at", "due_at", "handled_at", "closed_at"):
+        out[name] = np.full(n, _NO_TIME)
+    for name in ("unit_kind", "unit_code"):
+        out[name] = np.full(n, None, dtype=object)
+    out["handling_h"] = np.full(n, np.nan)
+    r, p = latest("open")
+    out["opened_at"][r] = at[p]
+    p = _last_of(rows, action == "dispatch", first=True)
+    out["first_dispatched_at"][rows[p]] = at[p]
+    r, p = latest("dispatch", after=escalated)  # an escalation clears the unit and the clock
+    out["dispatched_at"][r] = at[p]
+    out["unit_kind"][r] = events["unit_kind"].to_numpy()[p]
+    out["unit_code"][r] = events["unit_code"].to_numpy()[p]
+    r, p = latest("dispatch", "extend", after=escalated)
+    out["due_at"][r] = events["due_at"].to_numpy()[p]
+    r, p = latest("handle", after=reworked)  # a rework clears the handling time, not the hours
+    out["handled_at"][r] = at[p]
+    r, p = latest("handle")
+    out["handling_h"][r] = np.round(events["handling_h"].to_numpy()[p], 3)
+    r, p = latest("close")
+    out["closed_at"][r] = at[p]
+    for name, what in (("reworks", "rework"), ("extensions", "extend"), ("escalations", "escalate")):
+        out[name] = np.bincount(rows[action == what], minlength=n)
+    platform = np.isin(out["status"], ("opened", "handled"))
+    clock = np.isin(out["status"], ("dispatched", "in_progress"))
+    out["holder_kind"] = np.where(platform, out["case_level"], np.where(clock, out["unit_kind"], None))
+    return out
+
+
+def _street_of_cells(cells):
+    """The street of each unit grid, as an index: ``street`` (its code) when the frame has it, else the first
+    9 digits of a national 15-digit code, else every grid its own."""
+    if "street" in cells:
+        key = cells["street"].astype(str).to_numpy()
+    elif "code" in cells:
+        key = cells["code"].astype(str).str[:9].to_numpy()
+    else:
+        key = np.arange(len(cells))
+    return pd.factorize(key)[0]
+
+
+def _start_levels(model, lon, lat, cell, snap_m):
+    """Where routing will put each report, as far as its case cares: its unit grid (-1: none) and the level the
+    case starts at — GRID in a grid or within ``snap_m`` of one (the router snaps it), DISTRICT farther out
+    (the district platform within 5 km takes it), CITY beyond. Distances in the router's metric."""
+    n = len(lon)
+    place = np.full(n, -1)
+    level = np.full(n, GRID)
+    inside = cell >= 0
+    inside[inside] = shapely.contains_xy(model.geoms[cell[inside]], lon[inside], lat[inside])
+    place[inside] = cell[inside]
+    todo = np.flatnonzero(~inside)
+    if not todo.size:
+        return place, level
+    tree = model._tree()
+    point, found = tree.query(shapely.points(lon[todo], lat[todo]), predicate="intersects")
+    if point.size:  # several on a shared edge: the lowest (the cells come in code order, as the router breaks ties)
+        lowest = pd.Series(found).groupby(point).min()
+        place[todo[lowest.index.to_numpy()]] = lowest.to_numpy()
+    for i in todo[place[todo] < 0]:
+        here = shapely.Point(lon[i], lat[i])
+        kx = np.cos(np.radians(lat[i])) * M_PER_DEG  # a distance in degrees ≤ metres / kx
+        near = (tree.query(here, predicate="dwithin", distance=snap_m / kx) if snap_m >= batch_routing.MIN_RADIUS_M
+                else np.empty(0, dtype=int))
+        dist = np.array([batch_routing.local_distance_m(model.geoms[c], lon[i], lat[i]) for c in near])
+        if near.size and dist.min() <= snap_m:
+            place[i] = near[dist == dist.min()].min()
+            continue
+        near = tree.query_nearest(here, max_distance=batch_routing.QUEUE_M / kx, all_matches=True)
+        dist = [batch_routing.local_distance_m(model.geoms[c], lon[i], lat[i]) for c in near]
+        level[i] = DISTRICT if near.size and min(dist) <= batch_routing.QUEUE_M else CITY
+    return place, level
+
+
+# --- the history -------------------------------------------------------------------------------------------
+
+def _utc(seconds):
+    """int64 seconds (-1: none) as UTC timestamps (NaT)."""
+    seconds = np.asarray(seconds, dtype=np.int64)
+    nat = np.where(seconds == _NO_TIME, np.iinfo(np.int64).min, seconds).view("M8[s]")
+    return pd.DatetimeIndex(nat.astype("M8[ns]")).tz_localize("UTC")
+
+
+@dataclass(frozen=True)
+class History:
+    """A drawn history: ``incidents`` (:data:`COLUMNS` and :data:`CASE_COLUMNS`, oldest first) and ``events``
+    (:data:`EVENT_COLUMNS`; ``row`` is the incident's row, in order of row and seq)."""
+
+    incidents: pd.DataFrame
+    events: pd.DataFrame
+
+
+def generate_history(cells, *, seed=DEFAULT_SEED, count=100_000, days=90, end=None, calendar=None, rules=None,
+                     snap_m=30.0):
+    """A history of ``count`` incidents over ``days`` days before ``end``, with their cases' events.
 
     Parameters
     ----------
     cells : (Geo)DataFrame
-        The unit grids (level 3) of the active version: ``geometry`` polygons in EPSG:4326, and
-        optionally ``area_m2``, ``kind``, ``name``, ``population`` (they sharpen the model).
+        The unit grids (level 3) of the active version, in code order: ``geometry`` polygons in EPSG:4326,
+        optionally ``code``, ``street`` (the code of its street), ``area_m2``, ``kind``, ``name``,
+        ``population`` (they sharpen the model).
     seed : int
-        Same seed and cells, same frame.
+        Same seed and cells, same history.
     end : datetime-like, optional
-        Timezone-aware; default 2026-11-23T00:00+08:00.
+        Timezone-aware; default 2026-11-23T00:00+08:00. Nothing happens after it.
+    calendar : gis.work_calendar.WorkCalendar, optional
+        The one deadlines count on; default ``WorkCalendar.from_csv()``.
+    rules : gis.cases.Rules, optional
+        The tick's margin and the longest extension; default ``Rules()``.
+    snap_m : float
+        The router's snapping distance: a report this near a grid starts its case there.
 
     Returns
     -------
-    DataFrame with lon, lat (WGS84), category (subclass code), description, reported_at (UTC),
-    source, accuracy_m, status, status_changed_at (UTC, ≥ reported_at), reporter (JSON text) and
-    client_request_id (``demo-000000`` for the oldest).
+    History
+        ``incidents``: lon, lat (WGS84), category (subclass code), description, reported_at (UTC), source,
+        accuracy_m, status, status_changed_at (UTC), reporter (JSON text), client_request_id
+        (``demo-000000`` for the oldest), then the case: case_level, case_version (its number of events),
+        holder_kind (the kind of unit holding it: a level's platform or the unit kind; the code comes with
+        the routing), unit_kind, unit_code (a department's code; an area unit's comes with the routing),
+        opened_at … closed_at (UTC), handling_h, reworks, extensions, escalations. ``events``: one row per
+        action, as ``case_event`` keeps it (row: the incident's row; seq; action; from/to state and level;
+        actor, and the kind, post and department code of the unit acting; at; note), with the fields of its
+        details (unit_kind and unit_code of a dispatch, due_at of a dispatch or the new deadline of an
+        extension and previous_due_at, reason, approved_by and approver_post, on_time of a close), the
+        phone's lon, lat and accuracy_m of a start or a handling, and handling_h of a handling.
     """
     if count < 0 or days <= 0:
         raise BadInput("count must be ≥ 0 and days > 0")
     end = DEFAULT_END if end is None else pd.Timestamp(end)
     if end.tzinfo is None:
         raise BadInput("end must be timezone-aware")
+    calendar = WorkCalendar.from_csv() if calendar is None else calendar
+    rules = cases.Rules() if rules is None else rules
     rng = np.random.default_rng(seed)
     model = LocationModel.from_cells(cells, rng)
     reports = draw_reports(model, rng, count)
     reported = _times(rng, reports["complaint"].to_numpy(), days, end)
+    order = np.argsort(reported, kind="stable")
+    reports, reported = reports.iloc[order].reset_index(drop=True), reported[order]
+    lon, lat = reports["lon"].to_numpy(), reports["lat"].to_numpy()
+    place, start = _start_levels(model, lon, lat, reports["cell"].to_numpy(), snap_m)
+    street = np.append(_street_of_cells(cells), -1)[place]
     cats = categories()
-    cat_index = pd.Index(cats.codes).get_indexer(reports["category"].to_numpy())
-    status, changed = _statuses(rng, cat_index, reports["source"].to_numpy(), reported, int(end.timestamp()))
+    end_s = int(end.timestamp())
+    events = _draw_cases(rng, _Reports(
+        reported=reported, category=pd.Index(cats.codes).get_indexer(reports["category"].to_numpy()),
+        manual=reports["source"].to_numpy() != "field_app", start=start, cell=place, street=street, lon=lon,
+        lat=lat), model, calendar, rules, end_s)
+    case = _case_columns(events, reported)
     frame = pd.DataFrame({
-        "lon": reports["lon"], "lat": reports["lat"], "category": reports["category"],
-        "description": reports["description"],
-        "reported_at": pd.to_datetime(reported, unit="s", utc=True),
-        "source": reports["source"], "accuracy_m": reports["accuracy_m"], "status": status,
-        "status_changed_at": pd.to_datetime(changed, unit="s", utc=True),
+        "lon": lon, "lat": lat, "category": reports["category"], "description": reports["description"],
+        "reported_at": _utc(reported), "source": reports["source"], "accuracy_m": reports["accuracy_m"],
+        "status": case["status"], "status_changed_at": _utc(case["status_changed_at"]),
         "reporter": reports["reporter"],
+        "client_request_id": [f"{CLIENT_ID_PREFIX}{i:06d}" for i in range(len(reports))],
     })
-    frame = frame.sort_values("reported_at", kind="stable", ignore_index=True)
-    frame["client_request_id"] = [f"{CLIENT_ID_PREFIX}{i:06d}" for i in range(len(frame))]
-    return frame
+    for name in CASE_COLUMNS:
+        value = case[name]
+        frame[name] = _utc(value) if name.endswith("_at") else value
+    levels = np.asarray(LEVELS, dtype=object)
+    events = events.drop(columns=["order"])
+    events["from_level"] = levels[events["from_level"].to_numpy(dtype=int)]
+    events["to_level"] = levels[events["to_level"].to_numpy(dtype=int)]
+    for name in _TIMES:
+        events[name] = _utc(events[name].to_numpy(dtype=np.int64))
+    events["on_time"] = events["on_time"].astype("boolean")
+    return History(frame, events[[*EVENT_COLUMNS, "handling_h"]])
+
+
+def generate(cells, **options):
+    """The incidents of :func:`generate_history` (same parameters): a DataFrame, oldest first."""
+    return generate_history(cells, **options).incidents
 
 
 # --- into the database ----------------------------------------------------------------------------------
 
+KINDS = (*LEVELS, "department")  # holder, unit and actor kinds: a level's platform or a unit kind
+
+
 def read_cells(cur, version_id, level=3):
-    """The unit grids of a version as a DataFrame (code, name, kind, population, area_m2, geometry)."""
-    cur.execute("select code, name, kind, population, area_m2, ST_AsBinary(geom) as wkb from grid_cell"
-                " where version_id = %s and level = %s order by code", (version_id, level))
+    """The unit grids of a version as a DataFrame (code, name, kind, population, area_m2, street — the code
+    of the street above —, geometry), in code order."""
+    cur.execute("""select c.code, c.name, c.kind, c.population, c.area_m2, ST_AsBinary(c.geom) as wkb,
+                          (select s.code from grid_cell m join grid_cell s on s.id = m.parent_id
+                            where m.id = c.parent_id) as street
+                     from grid_cell c where c.version_id = %s and c.level = %s order by c.code""",
+                (version_id, level))
     rows = cur.fetchall()
     frame = pd.DataFrame({
         "code": [r["code"] for r in rows], "name": [r["name"] for r in rows], "kind": [r["kind"] for r in rows],
         "population": np.array([r["population"] if r["population"] is not None else np.nan for r in rows],
                                dtype=float),
         "area_m2": np.array([r["area_m2"] for r in rows], dtype=float),
+        "street": [r["street"] for r in rows],
     })
     geoms = np.empty(len(rows), dtype=object)
     geoms[:] = list(shapely.from_wkb([bytes(r["wkb"]) for r in rows])) if rows else []
@@ -509,9 +1065,13 @@ def read_cells(cur, version_id, level=3):
 
 
 def load(db, settings, *, count=100_000, seed=DEFAULT_SEED, days=90, end=None, echo=print):
-    """Generate the history from the active version's unit grids, store and route it, in one transaction.
+    """Generate the history from the active version's unit grids, store and route it with every incident's
+    case (the case columns, the holder, the events in ``case_event``), in one transaction.
 
-    Does nothing when demo incidents (client_request_id ``demo-…``) are there already. Returns a message.
+    Deadlines count on the calendar in the database and the tick's rules come from ``settings``, as in the live
+    workflow. The grid router, built first, tells each case's cells (the holders and units are cells' codes)
+    before anything is stored, and then routes the stored incidents in bulk. Does nothing when demo incidents
+    (client_request_id ``demo-…``) are there already. Returns a message.
     """
     if count < 1:
         raise BadInput("count must be at least 1")
@@ -532,21 +1092,40 @@ def load(db, settings, *, count=100_000, seed=DEFAULT_SEED, days=90, end=None, e
         echo(f"generating {count:,} incidents over {days} days in {len(cells):,} unit grids of version "
              f"{version['id']} (seed {seed}) ...")
         t = time.perf_counter()
-        frame = generate(cells, seed=seed, count=count, days=days, end=end)
-        echo(f"  generated in {time.perf_counter() - t:.1f} s")
-        _check_categories(cur, frame)
+        history = generate_history(cells, seed=seed, count=count, days=days, end=end,
+                                   calendar=cases.calendar(cur), rules=cases.Rules.from_settings(settings),
+                                   snap_m=settings.snap_m)
+        echo(f"  generated in {time.perf_counter() - t:.1f} s: {len(history.events):,} case events")
+        _check_categories(cur, history.incidents)
 
         t = time.perf_counter()
-        inserted = _insert(cur, frame)
+        router = batch_routing.GridRouter.from_database(cur, version["id"])
+        where = _case_cells(router, history.incidents, settings.snap_m)
+        history, elsewhere = _settled(history, where)
+        if elsewhere:
+            echo(f"  {elsewhere:,} incidents lie at another level than the model put them: left reported")
+        ids = _insert(cur, history, where)
+        inserted = len(ids)
         echo(f"  inserted {inserted:,} incidents in {time.perf_counter() - t:.1f} s")
 
         t = time.perf_counter()
-        batch_routing.route_unrouted(cur, reason="import", snap_m=settings.snap_m)
+        stored = _insert_events(cur, history, where, ids, version["id"])
+        echo(f"  stored {stored:,} case events in {time.perf_counter() - t:.1f} s")
+
+        t = time.perf_counter()  # as batch_routing.route_unrouted does it, with the router at hand
+        cur.execute("select id, ST_X(geom) as lon, ST_Y(geom) as lat, accuracy_m from incident"
+                    " where routing_id is null order by id")
+        rows = pd.DataFrame(cur.fetchall(), columns=["id", "lon", "lat", "accuracy_m"])
+        batch_routing.route_stored(cur, router, rows["id"], rows["lon"].astype(float), rows["lat"].astype(float),
+                                   rows["accuracy_m"].astype(float).fillna(0).to_numpy(), reason="import",
+                                   snap_m=settings.snap_m)
         cur.execute("select coalesce(routing_status::text, 'not routed') as status, count(*) as n from incident"
                     " where client_request_id like %s group by 1 order by 2 desc", (CLIENT_ID_PREFIX + "%",))
         by_routing = ", ".join(f"{r['status']} {r['n']:,}" for r in cur.fetchall())
         echo(f"  routed in bulk in {time.perf_counter() - t:.1f} s: {by_routing}")
         cur.execute("analyze incident")
+        cur.execute("analyze case_event")
+    frame = history.incidents
     by_status = ", ".join(f"{s} {n:,}" for s, n in frame["status"].value_counts().items())
     echo(f"  status: {by_status}")
     local = frame["reported_at"].dt.tz_convert(CHINA_TIME)
@@ -563,28 +1142,266 @@ def _check_categories(cur, frame):
         raise BadInput(f"the event classification lacks {', '.join(missing)}: run gridmap db migrate first")
 
 
-def _insert(cur, frame):
+def _case_cells(router, frame, snap_m):
+    """The codes of each incident's cells as routing will find them: an object array (n, 4) with a column per
+    area kind (grid, community, street, district; None where there is none)."""
+    routed = router.route(frame["lon"].to_numpy(), frame["lat"].to_numpy(), None, snap_m)  # cells only
+    codes = np.append(router.codes, None).astype(object)
+    return codes[routed.cells[:, ::-1]]  # routed.cells has a column per grid_cell.level, district first
+
+
+def _settled(history, where):
+    """The history without the cases of incidents routing puts at another level than the model did (it
+    guessed from the unit grids alone; with a partition of four levels they agree): those stay reported."""
+    events = history.events
+    first = _last_of(events["row"].to_numpy(), np.ones(len(events), bool), first=True)
+    start = pd.Series(events["from_level"].to_numpy()[first], index=events["row"].to_numpy()[first])
+    deepest = np.select([pd.notna(where[:, k]) for k in (GRID, COMMUNITY, STREET, DISTRICT)],
+                        [GRID, COMMUNITY, STREET, DISTRICT], CITY)
+    wrong = start.index[start.to_numpy() != np.asarray(LEVELS, dtype=object)[deepest[start.index]]]
+    if not len(wrong):
+        return history, 0
+    incidents = history.incidents.copy()
+    incidents.loc[wrong, "status"] = "reported"
+    incidents.loc[wrong, "status_changed_at"] = incidents.loc[wrong, "reported_at"]
+    for name in CASE_COLUMNS:
+        incidents.loc[wrong, name] = 0 if name in ("case_version", "reworks", "extensions", "escalations") else None
+    return History(incidents, events[~events["row"].isin(wrong)].reset_index(drop=True)), len(wrong)
+
+
+def _cells_of(kind, where, rows):
+    """The code of each incident's cell at area kind ``kind`` (grid … district); None for other kinds."""
+    kind = np.asarray(kind, dtype=object)
+    column = pd.Index(LEVELS[:CITY]).get_indexer(kind)
+    return np.where(column >= 0, where[rows, np.maximum(column, 0)], None)
+
+
+def _unit_codes(kind, department, where, rows):
+    """'kind:code' of units: a level's platform or an area unit (the code of the incident's cell there), the
+    city, or a department (``department``); None where ``kind`` is None."""
+    kind = np.asarray(kind, dtype=object)
+    cell = _cells_of(kind, where, rows)
+    out = np.full(len(kind), None, dtype=object)
+    area = pd.notna(cell)
+    out[area] = kind[area] + ":" + cell[area]
+    out[kind == "city"] = "city"
+    mine = kind == "department"
+    out[mine] = "department:" + np.asarray(department, dtype=object)[mine]
+    return out
+
+
+def _seconds(values):
+    """Timestamps (a Series) as int64 seconds since the epoch, -1 for none."""
+    epoch, second = pd.Timestamp(0, tz="UTC"), pd.Timedelta(seconds=1)
+    return ((values - epoch) // second).fillna(_NO_TIME).to_numpy(dtype=np.int64)
+
+
+def _codes(values, vocabulary):
+    """Indices of ``values`` in ``vocabulary`` (-1 for None)."""
+    return pd.Index(list(vocabulary), dtype=object).get_indexer(pd.Series(values, dtype=object))
+
+
+def _insert(cur, history, where):
+    """The incidents with their case columns, holders and units."""
+    frame = history.incidents
+    rows = np.arange(len(frame))
+    holder = _unit_codes(frame["holder_kind"].to_numpy(), frame["unit_code"].to_numpy(), where, rows)
+    unit = frame["unit_kind"].to_numpy()
+    unit_code = np.where(unit == "department", frame["unit_code"].to_numpy(), _cells_of(unit, where, rows))
+    units = pd.factorize(pd.Series(np.concatenate([holder, unit_code]), dtype=object))[1]
     cur.execute("""create temp table demo_history_in (
-                       lon double precision, lat double precision, category text, description text,
+                       row integer, lon double precision, lat double precision, category text, description text,
                        reported_s bigint, source text, accuracy_m real, status text, changed_s bigint,
                        reporter jsonb, client_request_id text) on commit drop""")
     # Times as seconds since the epoch: formatting 100,000 timestamps as text takes pandas seconds.
-    epoch, second = pd.Timestamp(0, tz="UTC"), pd.Timedelta(seconds=1)
     out = frame[list(COLUMNS)].rename(columns={"reported_at": "reported_s", "status_changed_at": "changed_s"})
-    out["reported_s"] = (frame["reported_at"] - epoch) // second
-    out["changed_s"] = (frame["status_changed_at"] - epoch) // second
+    out.insert(0, "row", rows)
+    out["reported_s"] = _seconds(frame["reported_at"])
+    out["changed_s"] = _seconds(frame["status_changed_at"])
     buf = io.StringIO()
     out.to_csv(buf, header=False, index=False)
     buf.seek(0)
     cur.copy_expert(f"copy demo_history_in ({', '.join(out.columns)}) from stdin with (format csv)", buf)
-    cur.execute("""insert into incident (category, description, given_x, given_y, given_crs, geom, accuracy_m,
-                                         source, reporter, client_request_id, reported_at, received_at, status,
-                                         status_changed_at)
-                   select category, description, lon, lat, 'EPSG:4326', ST_SetSRID(ST_MakePoint(lon, lat), 4326),
-                          accuracy_m, source, reporter, client_request_id, to_timestamp(reported_s),
-                          to_timestamp(reported_s), status, to_timestamp(changed_s)
-                     from demo_history_in
-                    order by reported_s, client_request_id""")
-    inserted = cur.rowcount
-    cur.execute("drop table demo_history_in")
-    return inserted
+
+    case = {"row": ("int4", rows),
+            "case_level": ("int2", _codes(frame["case_level"].to_numpy(), KINDS)),
+            "case_version": ("int4", frame["case_version"].to_numpy()),
+            "holder": ("int4", _codes(holder, units)),
+            "unit_kind": ("int2", _codes(unit, KINDS)),
+            "unit_code": ("int4", _codes(unit_code, units)),
+            "handling_h": ("float8", frame["handling_h"].to_numpy(dtype=float)),
+            **{name: ("int2", frame[name].to_numpy()) for name in ("reworks", "extensions", "escalations")},
+            **{name: ("int8", _seconds(frame[name])) for name in CASE_COLUMNS if name.endswith("_at")}}
+    cur.execute(f"""create temp table demo_case_in ({', '.join(f'{k} {t}' for k, (t, _) in case.items())})
+                    on commit drop""")
+    _copy_binary(cur, "demo_case_in", case)
+    times = {name: f"to_timestamp(nullif(c.{name}, -1))" for name in CASE_COLUMNS if name.endswith("_at")}
+    cur.execute(f"""insert into incident (category, description, given_x, given_y, given_crs, geom, accuracy_m,
+                                          source, reporter, client_request_id, reported_at, received_at, status,
+                                          status_changed_at, case_level, case_version, holder, unit_kind,
+                                          unit_code, handling_h, reworks, extensions, escalations,
+                                          {', '.join(times)})
+                    select h.category, h.description, h.lon, h.lat, 'EPSG:4326',
+                           ST_SetSRID(ST_MakePoint(h.lon, h.lat), 4326), h.accuracy_m, h.source, h.reporter,
+                           h.client_request_id, to_timestamp(h.reported_s), to_timestamp(h.reported_s), h.status,
+                           to_timestamp(h.changed_s), (%(kinds)s::text[])[c.case_level + 1], c.case_version,
+                           holder.v, (%(kinds)s::text[])[c.unit_kind + 1], unit.v, nullif(c.handling_h, 'NaN'),
+                           c.reworks, c.extensions, c.escalations, {', '.join(times.values())}
+                      from demo_history_in h
+                      join demo_case_in c on c.row = h.row
+                      left join unnest(%(units)s::text[]) with ordinality as holder (v, n) on holder.n = c.holder + 1
+                      left join unnest(%(units)s::text[]) with ordinality as unit (v, n) on unit.n = c.unit_code + 1
+                     order by h.reported_s, h.client_request_id
+                    returning id, client_request_id""",
+                {"kinds": list(KINDS), "units": list(units)})
+    ids = np.zeros(len(frame), dtype=np.int64)
+    for r in cur.fetchall():
+        ids[int(r["client_request_id"][len(CLIENT_ID_PREFIX):])] = r["id"]
+    return ids
+
+
+def _store_names(cur, version_id):
+    """{post: Series of names by cell code} of the grid store's staff (the first by name where a cell has
+    several people on a post)."""
+    with cur.connection.cursor() as plain:  # tuples: a hundred thousand dicts take a while
+        plain.execute("""select distinct on (cs.cell_id, cs.post) cs.post, c.code, s.name
+                           from cell_staff cs join staff s on s.id = cs.staff_id
+                           join grid_cell c on c.id = cs.cell_id and c.version_id = %s
+                          order by cs.cell_id, cs.post, s.name""", (version_id,))
+        rows = pd.DataFrame(plain.fetchall(), columns=["post", "code", "name"], dtype=object)
+    return {post: group.set_index("code")["name"] for post, group in rows.groupby("post")}
+
+
+def _named(events, post_column, name_column, where, names):
+    """The people of ``post_column``: the grid store's where it knows them, else the drawn ones."""
+    post = events[post_column].to_numpy(dtype=object)
+    out = events[name_column].to_numpy(dtype=object).copy()
+    rows = events["row"].to_numpy()
+    for name, level in POST_LEVEL.items():
+        mine = np.flatnonzero(post == name)
+        if len(mine) and name in names:
+            found = names[name].reindex(where[rows[mine], LEVELS.index(level)]).to_numpy()
+            out[mine] = np.where(pd.notna(found), found, out[mine])
+    return out
+
+
+def _ewkb_points(lon, lat):
+    """Points in EPSG:4326 as EWKB (little-endian, with the SRID), one bytes object each."""
+    point = np.empty(len(lon), dtype=[("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")])
+    point["order"], point["type"], point["srid"] = 1, 0x20000001, 4326  # a Point with an SRID
+    point["x"], point["y"] = lon, lat
+    return point.view(f"V{point.dtype.itemsize}").astype(object)
+
+
+def _insert_events(cur, history, where, ids, version_id):
+    """Every event into case_event (a binary COPY: quicker than an INSERT … SELECT resolving the same texts
+    in SQL), with the acting unit and the unit dispatched to as 'kind:code'."""
+    events = history.events
+    if events.empty:
+        return 0
+    rows = events["row"].to_numpy()
+    names = _store_names(cur, version_id)
+    action = events["action"].to_numpy(dtype=object)
+    unit_kind = events["unit_kind"].to_numpy(dtype=object)
+    unit = np.where(unit_kind == "department", events["unit_code"].to_numpy(dtype=object),
+                    _cells_of(unit_kind, where, rows))
+    levels = events["to_level"].to_numpy(dtype=object)
+    approver_level = np.asarray(LEVELS, dtype=object)[np.minimum(pd.Index(LEVELS).get_indexer(levels) + 1, CITY)]
+    reason = _json_text(events["reason"].to_numpy(dtype=object))
+    approver = _named(events, "approver_post", "approved_by", where, names)
+    details = np.full(len(events), "{}", dtype=object)
+    mine = action == "dispatch"
+    details[mine] = ('{"unit_kind": ' + _json_text(unit_kind[mine]) + ', "unit": ' + _json_text(unit[mine])
+                     + ', "due_at": ' + _iso(events["due_at"][mine]) + "}")
+    mine = action == "extend"
+    details[mine] = ('{"deadline": ' + _iso(events["due_at"][mine]) + ', "previous_deadline": '
+                     + _iso(events["previous_due_at"][mine]) + ', "reason": ' + reason[mine]
+                     + ', "approved_by": ' + _json_text(approver[mine])
+                     + ', "approver_level": ' + _json_text(approver_level[mine]) + "}")
+    mine = action == "close"
+    details[mine] = np.where(events["on_time"][mine].to_numpy(dtype=bool), '{"on_time": true}', '{"on_time": false}')
+    mine = np.isin(action, ("void", "rework", "escalate"))
+    details[mine] = '{"reason": ' + reason[mine] + "}"
+    lon, lat = events["lon"].to_numpy(dtype=float), events["lat"].to_numpy(dtype=float)
+    located = ~np.isnan(lon)
+    geom = np.full(len(events), None, dtype=object)
+    geom[located] = _ewkb_points(lon[located], lat[located])
+    text = "text"
+    _copy_binary(cur, "case_event", {
+        "incident_id": ("int8", np.asarray(ids)[rows]), "seq": ("int4", events["seq"].to_numpy()),
+        "action": (text, action), "from_state": (text, events["from_state"]), "to_state": (text, events["to_state"]),
+        "from_level": (text, events["from_level"]), "to_level": (text, levels),
+        "actor": (text, _named(events, "actor_post", "actor", where, names)),
+        "actor_unit": (text, _unit_codes(events["actor_kind"].to_numpy(), events["actor_code"].to_numpy(), where,
+                                         rows)),
+        "at": ("timestamptz", _seconds(events["at"])), "note": (text, events["note"].fillna("")),
+        "details": ("jsonb", details), "geom": ("geometry", geom),
+        "accuracy_m": ("float4", events["accuracy_m"].to_numpy(dtype=float))})
+    return len(events)
+
+
+def _json_text(values):
+    """Values as JSON text (null for None), the encoding done once per distinct value."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object))
+    encoded = np.array([json.dumps(u, ensure_ascii=False) for u in uniques] + ["null"], dtype=object)
+    return encoded[codes]  # code -1: the last, null
+
+
+def _iso(times, quoted=True):
+    """UTC timestamps (a Series) as ISO 8601 in China time, as gis.cases writes deadlines: a JSON string, or
+    the bare text with ``quoted=False``."""
+    local = times.dt.tz_convert(CHINA_TIME).dt.tz_localize(None).to_numpy().astype("M8[s]")
+    text = np.char.add(np.datetime_as_string(local, unit="s"), "+08:00")
+    return (np.char.add(np.char.add('"', text), '"') if quoted else text).astype(object)
+
+
+_FIXED = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float4": ">f4", "float8": ">f8", "timestamptz": ">i8"}
+_PG_EPOCH_S = 946_684_800  # 2000-01-01 UTC, where PostgreSQL's binary timestamps count microseconds from
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+
+
+def _copy_binary(cur, table, columns, chunk=100_000):
+    """COPY ``columns`` ({name: (type, values)}) into ``table`` in PostgreSQL's binary format, put together
+    column-wise by numpy (writing half a million rows as CSV or text takes Python several seconds).
+
+    Types: int2, int4, int8, float4, float8 (NaN is NULL), timestamptz (int64 seconds since 1970, -1 is NULL),
+    text and jsonb (str; None is NULL) and geometry (EWKB bytes; None is NULL). Columns without NULLs of a
+    fixed width go first, as one block per row; every other field is encoded once per distinct value.
+    """
+    n = len(next(iter(columns.values()))[1])
+    fixed, other = {}, {}
+    for name, (kind, values) in columns.items():
+        values = np.asarray(values) if kind in _FIXED else values
+        null = (np.zeros(n, bool) if kind not in _FIXED else values == _NO_TIME if kind == "timestamptz"
+                else np.isnan(values) if kind.startswith("float") else np.zeros(n, bool))
+        (other if kind not in _FIXED or null.any() else fixed)[name] = (kind, values)
+    layout = [("fields", ">i2")]
+    for k, kind in enumerate(kind for kind, _ in fixed.values()):
+        layout += [(f"size{k}", ">i4"), (f"value{k}", _FIXED[kind])]
+    block = np.empty(n, dtype=layout)
+    block["fields"] = len(columns)
+    for k, (kind, values) in enumerate(fixed.values()):
+        block[f"size{k}"] = np.dtype(_FIXED[kind]).itemsize
+        block[f"value{k}"] = (values - _PG_EPOCH_S) * 1_000_000 if kind == "timestamptz" else values
+    parts = [block.view(f"V{block.dtype.itemsize}").astype(object)]
+    for kind, values in other.values():
+        codes, uniques = pd.factorize(pd.Series(values, dtype=object))
+        tokens = np.array([_field(kind, u) for u in uniques] + [struct.pack(">i", -1)], dtype=object)
+        parts.append(tokens[codes])  # code -1 (None, NaN): the last, NULL
+    sql = f"copy {table} ({', '.join([*fixed, *other])}) from stdin with (format binary)"
+    for first in range(0, n, chunk):
+        pieces = np.stack([p[first:first + chunk] for p in parts], axis=1).ravel().tolist()
+        data = b"".join([_COPY_HEADER, *pieces, struct.pack(">h", -1)])
+        cur.copy_expert(sql, io.BytesIO(data), size=1 << 20)
+
+
+def _field(kind, value):
+    """One field of a binary COPY row: its size and its value."""
+    if kind in _FIXED:
+        data = np.array((value - _PG_EPOCH_S) * 1_000_000 if kind == "timestamptz" else value,
+                        dtype=_FIXED[kind]).tobytes()
+    elif kind == "geometry":
+        data = value  # EWKB
+    else:
+        data = (b"\x01" if kind == "jsonb" else b"") + value.encode()
+    return struct.pack(">i", len(data)) + data

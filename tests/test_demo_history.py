@@ -1,5 +1,6 @@
 """The demo's incident history (gis.demo_history) and the live report simulator (gis.simulate)."""
 import csv
+import datetime as dt
 import json
 import threading
 
@@ -9,15 +10,17 @@ import pytest
 import requests
 
 import fixtures
-from gis import demo_history, simulate
+from gis import case_workflow, cases, demo_history, simulate
 from gis.errors import NotFound
 from gis.event_classes import CLASSES_CSV
 from gis.incidents import CLOSED_STATES, OPEN_STATES
 from gis.settings import Settings
+from gis.work_calendar import WorkCalendar
 from test_grid_import import import_all, run
 
 END = pd.Timestamp("2026-11-23T00:00:00+08:00")
 CHINA = "Asia/Shanghai"
+OFFICE = ((9 * 60, 12 * 60), (13 * 60 + 30, 18 * 60))  # minutes of the day, China time, ends included
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +29,30 @@ def cells():
 
 
 @pytest.fixture(scope="module")
-def history(cells):
-    return demo_history.generate(cells, count=20_000)
+def full(cells):
+    return demo_history.generate_history(cells, count=20_000)
+
+
+@pytest.fixture(scope="module")
+def history(full):
+    return full.incidents
+
+
+@pytest.fixture(scope="module")
+def events(full):
+    return full.events
+
+
+@pytest.fixture(scope="module")
+def calendar():
+    return WorkCalendar.from_csv()
+
+
+@pytest.fixture(scope="module")
+def subclass():
+    """time_limit_hours, time_basis and department_code per subclass code."""
+    with open(CLASSES_CSV, newline="", encoding="utf-8") as f:
+        return pd.DataFrame(list(csv.DictReader(f))).set_index("code").astype({"time_limit_hours": float})
 
 
 @pytest.fixture
@@ -46,15 +71,20 @@ def count(db, sql, params=()):
 # --- generate() ---------------------------------------------------------------------------------------
 
 def test_same_seed_same_frame_other_seed_other_frame(cells):
-    a = demo_history.generate(cells, count=3000, seed=7)
-    pd.testing.assert_frame_equal(a, demo_history.generate(cells, count=3000, seed=7))
+    a = demo_history.generate_history(cells, count=3000, seed=7)
+    again = demo_history.generate_history(cells, count=3000, seed=7)
+    pd.testing.assert_frame_equal(a.incidents, again.incidents)
+    pd.testing.assert_frame_equal(a.events, again.events)
+    pd.testing.assert_frame_equal(a.incidents, demo_history.generate(cells, count=3000, seed=7))
     b = demo_history.generate(cells, count=3000, seed=8)
-    assert not a[["lon", "lat"]].equals(b[["lon", "lat"]])
-    assert not a["reported_at"].equals(b["reported_at"])
+    assert not a.incidents[["lon", "lat"]].equals(b[["lon", "lat"]])
+    assert not a.incidents["reported_at"].equals(b["reported_at"])
+    assert not a.incidents["closed_at"].equals(b["closed_at"])
 
 
-def test_columns_count_and_the_time_window(history):
-    assert list(history.columns) == list(demo_history.COLUMNS)
+def test_columns_count_and_the_time_window(history, events):
+    assert list(history.columns) == [*demo_history.COLUMNS, *demo_history.CASE_COLUMNS]
+    assert list(events.columns) == [*demo_history.EVENT_COLUMNS, "handling_h"]
     assert len(history) == 20_000
     assert str(history["reported_at"].dt.tz) == "UTC"
     assert history["reported_at"].min() >= END - pd.Timedelta(days=90)
@@ -149,6 +179,189 @@ def test_hot_spots_and_a_few_points_just_outside(history):
     assert top > 0.08 * len(history)
 
 
+# --- the cases ------------------------------------------------------------------------------------------
+
+def replay(events):
+    """Every event through case_workflow.step(), in order: ``{row: (state, level)}`` at the end. Each event
+    must start where the one before left the case and end where step() says."""
+    final = {}
+    state = level = previous = None
+    columns = ["row", "action", "from_state", "to_state", "from_level", "to_level", "note", "unit_kind",
+               "unit_code", "reason", "due_at", "approved_by"]
+    for values in events[columns].itertuples(index=False):
+        row, action, from_state, to_state, from_level, to_level, note, unit_kind, unit, reason, due, approver = values
+        if row != previous:
+            state, level, previous = "reported", from_level, row
+        assert (from_state, from_level) == (state, level), (row, action)
+        moved = case_workflow.step(state, level, action, {
+            "note": note, "unit_kind": unit_kind, "unit": unit or unit_kind, "reason": reason,
+            "deadline": None if pd.isna(due) else due.isoformat(), "approved_by": approver})
+        assert (moved.state, moved.level) == (to_state, to_level), (row, action)
+        state, level = moved.state, moved.level
+        final[row] = (state, level)
+    return final
+
+
+def test_every_case_follows_the_workflow(history, events):
+    final = replay(events)
+    acted = history.index.isin(list(final))
+    assert (history.loc[~acted, "status"] == "reported").all()
+    assert history.loc[~acted, "case_level"].isna().all()
+    states = pd.DataFrame(final.values(), index=list(final), columns=["status", "level"]).sort_index()
+    assert (history.loc[acted, "status"] == states["status"]).all()
+    assert (history.loc[acted, "case_level"] == states["level"]).all()
+    # voided straight from reported, without opening
+    voided = events[events["action"] == "void"]
+    assert (voided["seq"] == 1).all() and len(voided) == (history["status"] == "voided").sum()
+    # the version is the number of events; the counters count them
+    per_row = events.groupby("row")
+    assert (history.loc[acted, "case_version"] == per_row["seq"].max()).all()
+    assert (per_row["seq"].count() == per_row["seq"].max()).all()
+    for column, action in (("reworks", "rework"), ("extensions", "extend"), ("escalations", "escalate")):
+        counted = events[events["action"] == action].groupby("row").size()
+        assert (history[column] == counted.reindex(history.index, fill_value=0)).all(), column
+
+
+def test_case_times_are_in_order_and_in_the_window(history, events):
+    reported = history["reported_at"].to_numpy()[events["row"]]
+    assert (events["at"].to_numpy() >= reported).all()
+    assert (events["at"] <= END).all()
+    same = events["row"].to_numpy()[1:] == events["row"].to_numpy()[:-1]
+    assert (events["at"].diff().dt.total_seconds().to_numpy()[1:][same] >= 0).all()
+    changing = events[events["from_state"] != events["to_state"]].groupby("row")["at"].max()
+    assert (history.loc[changing.index, "status_changed_at"] == changing).all()
+    h = history
+    for earlier, later in (("reported_at", "opened_at"), ("opened_at", "first_dispatched_at"),
+                           ("first_dispatched_at", "dispatched_at"), ("dispatched_at", "handled_at"),
+                           ("handled_at", "closed_at"), ("dispatched_at", "due_at")):
+        both = h[earlier].notna() & h[later].notna()
+        assert (h.loc[both, earlier] <= h.loc[both, later]).all(), (earlier, later)
+    assert (h[[c for c in h.columns if c.endswith("_at") and c != "due_at"]].max(axis=1) <= END).all()
+    # what each state must have
+    assert h.loc[h["status"] == "closed", ["opened_at", "dispatched_at", "due_at", "handled_at", "closed_at",
+                                          "handling_h"]].notna().all().all()
+    clock = h["status"].isin(["dispatched", "in_progress"])
+    assert h.loc[clock, ["dispatched_at", "due_at", "unit_kind"]].notna().all().all()
+    assert h.loc[h["status"] == "opened", ["dispatched_at", "due_at", "unit_kind"]].isna().all().all()
+    assert h.loc[h["status"].isin(["reported", "voided"]), "opened_at"].isna().all()
+
+
+def test_deadlines_count_the_time_limit_on_the_calendar(history, events, calendar, subclass):
+    h = history[history["due_at"].notna()]
+    limit = subclass["time_limit_hours"].reindex(h["category"]).to_numpy()
+    basis = subclass["time_basis"].reindex(h["category"]).to_numpy()
+    rules = cases.Rules()
+    # extended since the current dispatch (an escalation starts a new clock)
+    last = events.groupby(["row", "action"])["seq"].max().unstack()
+    extended_now = (last["extend"] > last["dispatch"]).reindex(h.index, fill_value=False).to_numpy()
+    for b in ("working", "calendar"):
+        mine = h[basis == b]
+        standard = calendar.add_hours(mine["dispatched_at"], limit[basis == b], b)
+        plain = pd.Series(~extended_now[basis == b], index=mine.index)
+        assert plain.sum() > 100
+        assert (mine.loc[plain, "due_at"] == standard[plain]).all(), b
+        longest = calendar.add_hours(mine["dispatched_at"], limit[basis == b] + rules.max_extension_h, b)
+        extended = ~plain
+        assert extended.sum() > 5
+        assert (mine.loc[extended, "due_at"] > standard[extended]).all()
+        assert (mine.loc[extended, "due_at"] <= longest[extended]).all()
+        # handling time: dispatch to handling, in hours of the basis
+        done = mine["handled_at"].notna() & (mine["reworks"] == 0)
+        hours = calendar.hours_between(mine.loc[done, "dispatched_at"], mine.loc[done, "handled_at"], b)
+        assert np.allclose(mine.loc[done, "handling_h"], hours, atol=0.001)
+    # an extension asks for a later deadline than the one it replaces; the details say both
+    extend = events[events["action"] == "extend"]
+    assert (extend["due_at"] > extend["previous_due_at"]).all()
+    assert extend["approved_by"].notna().all() and extend["reason"].notna().all()
+
+
+def test_working_time_cases_are_acted_on_in_office_hours(history, events, calendar, subclass):
+    basis = subclass["time_basis"].reindex(history["category"]).to_numpy()[events["row"]]
+    people = events[(basis == "working") & (events["actor"] != demo_history.SYSTEM_ACTOR)]
+    assert len(people) > 10_000
+    local = people["at"].dt.tz_convert(CHINA)
+    minute = local.dt.hour * 60 + local.dt.minute + local.dt.second / 60
+    office = np.zeros(len(people), bool)
+    for start, end in OFFICE:
+        office |= minute.between(start, end).to_numpy()
+    assert office.all(), people[~office][["action", "at"]].head()
+    day = local.dt.tz_localize(None).to_numpy().astype("M8[D]")
+    assert calendar.is_working_day(day).all()
+    # calendar-time cases (emergencies) are dealt with at any hour
+    other = events[(basis == "calendar") & (events["action"] == "handle")]
+    hours = other["at"].dt.tz_convert(CHINA).dt.hour
+    assert (~hours.between(9, 17)).mean() > 0.2
+
+
+def test_shares_of_escalated_reworked_extended_and_stuck_cases(history, events):
+    h = history
+    assert 0.025 < (h["escalations"] > 0).mean() < 0.06
+    twice = (h["escalations"] > 1).mean()
+    assert 0 < twice < (h["escalations"] > 0).mean() / 4
+    assert 0.035 < (h["reworks"] > 0).mean() < 0.07
+    assert 0.025 < (h["extensions"] > 0).mean() < 0.06
+    old = h[h["reported_at"] < END - pd.Timedelta(days=7)]
+    stuck = ~old["status"].isin(["closed", "voided"])
+    assert 0.01 < stuck.mean() < 0.035
+    assert set(old.loc[stuck, "status"]) >= {"opened", "handled"}
+    clock = h["status"].isin(["dispatched", "in_progress"])
+    assert (clock & (h["due_at"] < END)).sum() > 0  # overdue at the end
+    # the tick escalated some: the system acts, on a case overdue by more than its margin
+    tick = events[events["actor"] == demo_history.SYSTEM_ACTOR]
+    assert len(tick) and (tick["action"] == "escalate").all() and tick["actor_kind"].isna().all()
+    assert tick["reason"].str.contains("escalated automatically").all()
+
+
+def test_the_tick_never_left_a_case_overdue_beyond_its_margin(history, calendar, subclass):
+    h = history[history["status"].isin(["dispatched", "in_progress"]) & (history["case_level"] != "city")]
+    margin = cases.Rules().escalate_after_h
+    basis = subclass["time_basis"].reindex(h["category"]).to_numpy()
+    for b in ("working", "calendar"):
+        limit = calendar.add_hours(h.loc[basis == b, "due_at"], margin, b)
+        assert (limit >= END - pd.Timedelta(seconds=demo_history.TICK_EVERY_S)).all(), b
+
+
+def test_units_dispatched_to_and_how_they_perform(history, events, subclass):
+    h = history[history["unit_kind"].notna()]
+    share = h["unit_kind"].value_counts(normalize=True)
+    assert 0.3 < share["grid"] < 0.65 and 0.3 < share["department"] < 0.65
+    assert share.get("community", 0) > 0.005
+    assert set(share.index) <= set(case_workflow.UNIT_KINDS)
+    departments = h[h["unit_kind"] == "department"]
+    own = subclass["department_code"].reindex(departments["category"]).to_numpy()
+    assert 0.9 < (departments["unit_code"] == own).mean() < 1
+    assert h.loc[h["unit_kind"] != "department", "unit_code"].isna().all()  # the routing brings those
+    # emergencies always go to their department
+    emergency = subclass.index[subclass["emergency"] == "true"]
+    assert (h.loc[h["category"].isin(emergency), "unit_kind"] == "department").all()
+    # patrol findings are handled by the grid itself far more often than complaints
+    patrol = ~h["category"].isin(demo_history.COMPLAINT_CODES)
+    assert (h.loc[patrol, "unit_kind"] == "grid").mean() > 2 * (h.loc[~patrol, "unit_kind"] == "grid").mean()
+    # departments differ: some are late far more often than others
+    done = h[h["handled_at"].notna() & (h["unit_kind"] == "department")]
+    on_time = (done["handled_at"] <= done["due_at"]).groupby(done["unit_code"]).agg(["mean", "count"])
+    on_time = on_time[on_time["count"] >= 100]["mean"]
+    assert len(on_time) >= 4 and on_time.max() - on_time.min() > 0.08
+    handled = h[h["handled_at"].notna()]
+    assert 0.7 < (handled["handled_at"] <= handled["due_at"]).mean() < 0.97
+    # every dispatch and every close says what the case pages show
+    dispatch = events[events["action"] == "dispatch"]
+    assert dispatch["due_at"].notna().all() and dispatch["unit_kind"].notna().all()
+    close = events[events["action"] == "close"]
+    assert close["on_time"].notna().all()
+
+
+def test_people_and_phones(events):
+    assert events["actor"].str.len().between(2, 6).all()
+    unit = events["action"].isin(["start", "handle"])
+    assert 0.7 < events.loc[unit, "lon"].notna().mean() < 0.95
+    assert events.loc[~unit, "lon"].isna().all()
+    # a phone near the report: within a hundred metres or so
+    assert events["accuracy_m"].dropna().between(3, 40).all()
+    platform = events["actor_kind"].isin(["grid", "community", "street"]) & events["action"].isin(["open", "close"])
+    assert events.loc[platform, "actor_post"].isin(["grid_head", "community_secretary", "street_head"]).all()
+
+
 # --- load() ---------------------------------------------------------------------------------------------
 
 def test_load_inserts_routes_once(active, database_url):
@@ -172,6 +385,94 @@ def test_load_inserts_routes_once(active, database_url):
     assert count(active, "select count(*) from incident") == 300
     assert count(active, "select count(*) from incident_routing") == 300
 
+
+def test_load_gives_every_incident_its_case(active, database_url):
+    settings = Settings.from_env({"DATABASE_URL": database_url})
+    # a grid worker and a community secretary the grid store knows: their names come from it
+    with active.cursor() as cur:
+        cur.execute("""with p as (insert into staff (name, phone) values ('网格员甲', '13800000001'),
+                                                                     ('书记乙', '13800000002') returning id, name)
+                       insert into cell_staff (cell_id, staff_id, post)
+                       select c.id, p.id, case p.name when '网格员甲' then 'grid_worker' else 'community_secretary' end
+                         from p join grid_cell c on c.level = case p.name when '网格员甲' then 3 else 2 end""")
+    lines = []
+    demo_history.load(active, settings, count=2000, echo=lines.append)
+    assert not any("left reported" in line for line in lines), lines
+    with active.cursor() as cur:
+        calendar = cases.calendar(cur)  # the one load() counted on
+    history = demo_history.generate_history(fixtures.frame(3), count=2000, calendar=calendar,
+                                            rules=cases.Rules.from_settings(settings))
+    assert count(active, "select count(*) from case_event") == len(history.events)
+    assert count(active, "select sum(case_version) from incident") == len(history.events)
+    with active.cursor() as cur:
+        cur.execute("""select i.id, i.client_request_id, i.status, i.case_level, i.holder, i.unit_kind, i.unit_code,
+                              i.reported_at, i.status_changed_at, i.case_version, i.reworks, i.escalations,
+                              g.code as grid, m.code as community, s.code as street, d.code as district
+                         from incident i
+                         left join grid_cell g on g.id = i.grid_id left join grid_cell m on m.id = i.community_id
+                         left join grid_cell s on s.id = i.street_id left join grid_cell d on d.id = i.district_id
+                        order by i.id""")
+        incidents = pd.DataFrame(cur.fetchall()).set_index("id")
+        cur.execute("select * from case_event order by incident_id, seq")
+        events = pd.DataFrame(cur.fetchall())
+    stored = incidents.set_index("client_request_id")
+    frame = history.incidents.set_index("client_request_id")
+    for column in ("status", "case_level", "unit_kind", "case_version", "reworks", "escalations"):
+        assert (stored[column].fillna("-") == frame[column].fillna("-")).all(), column
+
+    def code(row, kind):
+        return "city" if kind == "city" else f"{kind}:{row[kind]}"
+
+    for row in incidents.itertuples():
+        row = row._asdict()
+        if row["status"] in ("reported", "closed", "voided"):
+            assert pd.isna(row["holder"]), row
+        elif row["status"] in ("opened", "handled"):
+            assert row["holder"] == code(row, row["case_level"]), row
+        else:
+            assert row["holder"] == f"{row['unit_kind']}:{row['unit_code']}", row
+        if row["unit_kind"] in ("grid", "community", "street"):
+            assert row["unit_code"] == row[row["unit_kind"]], row
+    # the events, replayed with what case_event keeps, end where the incidents are
+    final, acting = {}, {}
+    for e in events.itertuples():
+        state, level = final.get(e.incident_id, ("reported", e.from_level))
+        assert (e.seq == 1) == (e.incident_id not in final)
+        assert (e.from_state, e.from_level) == (state, level)
+        details = e.details
+        moved = case_workflow.step(state, level, e.action, {**details, "note": e.note})
+        assert (moved.state, moved.level) == (e.to_state, e.to_level)
+        final[e.incident_id] = (moved.state, moved.level)
+        incident = incidents.loc[e.incident_id].to_dict()
+        # the unit acting holds the case: its platform, or the unit dispatched to
+        if e.actor == "system":
+            assert pd.isna(e.actor_unit) and e.action == "escalate"
+        elif state in ("reported", "opened", "handled"):
+            assert e.actor_unit == code(incident, level), e
+        else:
+            assert e.actor_unit == acting[e.incident_id], e
+        if e.action == "dispatch":
+            acting[e.incident_id] = f"{details['unit_kind']}:{details['unit']}"
+            if details["unit_kind"] != "department":
+                assert details["unit"] == incident[details["unit_kind"]]
+            assert dt.datetime.fromisoformat(details["due_at"]) > e.at
+        assert incident["reported_at"] <= e.at <= END
+    for incident_id, (state, level) in final.items():
+        assert (incidents.loc[incident_id, "status"], incidents.loc[incident_id, "case_level"]) == (state, level)
+    changed = events[events["from_state"] != events["to_state"]].groupby("incident_id")["at"].max()
+    assert (incidents.loc[changed.index, "status_changed_at"] == changed).all()
+    # names from the grid store where it has them
+    workers = events[(events["action"] == "handle") & events["actor_unit"].str.startswith("grid:")]
+    assert len(workers) and (workers["actor"] == "网格员甲").all()
+    opened = events[(events["action"] == "open") & events["from_level"].eq("community")]
+    assert (opened["actor"] == "书记乙").all()
+    assert count(active, "select count(*) from case_event where action = 'handle' and geom is not null") > 0
+    # the case pages read them back
+    with active.cursor() as cur:
+        cur.execute("select public_id from incident where escalations > 0 and status = 'closed' limit 1")
+        doc = cases.get(cur, cur.fetchone()["public_id"])
+    assert [e["action"] for e in doc["case"]["events"]][-1] == "close"
+    assert doc["case"]["holder"] is None and doc["case"]["escalations"] >= 1
 
 def test_load_needs_an_active_version(db, database_url):
     with pytest.raises(NotFound):
