@@ -427,7 +427,8 @@ def tick_cmd(ctx, every):
         return
     result = cases.tick(ctx.db, rules)
     click.echo(f"{result.overdue} case(s) overdue; escalated {len(result.escalated)}"
-               + (f": {', '.join(result.escalated)}" if result.escalated else "")
+               + (f": {', '.join(result.escalated[:10])}" if result.escalated else "")
+               + (f" and {len(result.escalated) - 10} more" if len(result.escalated) > 10 else "")
                + (f"; {result.skipped} changed meanwhile, left for the next tick" if result.skipped else ""))
 
 

@@ -66,7 +66,7 @@ listen_addresses = ''
 port = $port
 unix_socket_directories = '$sock'
 max_connections = 200
-shared_buffers = 256MB
+shared_buffers = 1GB
 fsync = on
 CONF
   fi
