@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bench import bench_http, bench_partition, bench_routing, bench_stats
-from gis import event_classes
+from gis import cases, event_classes
 from gis.db import Database, migrate, recreate_database, sibling_database_url
 from gis.settings import Settings
 
@@ -36,6 +36,7 @@ def main(names=None):
     db = Database(url)
     migrate(db)
     event_classes.sync(db)
+    cases.sync_calendar(db)
     rows = []
     started = time.perf_counter()
     for bench in chosen:
