@@ -1,5 +1,4 @@
 """The case, worklist and rankings pages: in a real headless Chromium, and their templates over plain HTTP."""
-import datetime as dt
 import re
 
 import pytest
