@@ -34,7 +34,7 @@ def create_app(test_config=None):
 
     app.extensions["gridmap_case_rules"] = app.config.get("CASE_RULES") or CaseRules.from_settings(settings)
 
-    from webmap import api, case_pages, cases, open311, openapi, pages, reports, stats, vendor
+    from webmap import api, case_pages, cases, open311, openapi, pages, reports, stats, tiles, vendor
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(case_pages.bp)
@@ -45,6 +45,7 @@ def create_app(test_config=None):
     app.register_blueprint(openapi.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(vendor.bp)
+    app.register_blueprint(tiles.bp)
 
     @app.errorhandler(GridMapError)
     def gridmap_error(exc):
