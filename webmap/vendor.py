@@ -4,7 +4,11 @@ from flask import Blueprint, abort, current_app, send_from_directory
 bp = Blueprint("vendor", __name__, url_prefix="/vendor")
 
 # package name → the folder of it that pages may load
-PACKAGES = {"leaflet": "leaflet/dist"}
+PACKAGES = {
+    "leaflet": "leaflet/dist",
+    "leaflet.vectorgrid": "leaflet.vectorgrid/dist",
+    "leaflet.markercluster": "leaflet.markercluster/dist",
+}
 
 
 @bp.get("/<package>/<path:filename>")
