@@ -1,7 +1,13 @@
 """``/tiles/<level>/<z>/<x>/<y>.pbf``: the grid's cells with their incident counts as Mapbox vector tiles.
 
-Query parameters: ``since``, ``until``, ``category``, ``status`` (see :func:`gis.tiles.parse_filters`) and
-``version`` (a grid version id; the active one by default). A tile no cell touches is ``204 No Content``.
+Query parameters: ``since``, ``until``, ``category``, ``status`` (see :func:`gis.tiles.parse_filters`),
+``version`` (a grid version id; the active one by default) and ``crs``: ``wgs84`` (default) or ``gcj02``,
+the tiling of AMap/Gaode base maps, with the cells shifted into GCJ-02 so that they line up with it.
+
+A tile no cell touches is ``204 No Content``. A zoom below the level's least (:data:`gis.tiles.MIN_ZOOM`:
+districts 7, streets 9, communities 11, unit grids 13) is ``400`` with a message naming it, rather than an
+empty 204: an empty tile would draw as "no cells here" and hide the mistake, where the 400 tells a client
+where the level starts (a map sets it as the layer's ``minzoom``).
 """
 from flask import Blueprint, Response, request
 
@@ -20,7 +26,8 @@ MAX_AGE_S = 30  # counts change as reports come in: a map panning back a minute 
 @bp.get("/<level>/<z>/<x>/<y>.pbf")
 def cell_tile(level, z, x, y):
     address = tiles.TileAddress(*(_whole(name, text) for name, text in
-                                  (("level", level), ("z", z), ("x", x), ("y", y))))
+                                  (("level", level), ("z", z), ("x", x), ("y", y))),
+                                crs=request.args.get("crs") or "wgs84")
     filters = tiles.parse_filters(request.args)
     version_id = int_arg("version", 1, None)
     with get_db().cursor() as cur:
