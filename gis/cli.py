@@ -503,5 +503,44 @@ def simulate_cmd(url, rate, duration, count, seed):
         sys.exit(1)
 
 
+# --- maps -------------------------------------------------------------------------------------------
+
+@main.group("map")
+def map_group():
+    """Maps for reports."""
+
+
+# measure, scheme and k are checked by gis.density, which holds the one list of what is allowed (and is
+# imported, with folium, only when a map is made)
+@map_group.command("export")
+@click.option("--level", type=click.IntRange(0, 3), required=True,
+              help="0 district, 1 street, 2 community, 3 unit grid")
+@click.option("--period", default="7d", show_default=True,
+              help="1h, today, 7d, 30d (up to now) or YYYY-MM-DD..YYYY-MM-DD (both days included); China time")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="the .html file to write")
+@click.option("--measure", default="count", show_default=True, help="count, per_km2 or per_1000 (residents)")
+@click.option("--scheme", default="fisher_jenks", show_default=True,
+              help="quantiles, fisher_jenks, natural_breaks or equal_interval")
+@click.option("--k", type=int, default=5, show_default=True, help="number of classes, 2 to 9")
+@click.option("--category", help="subclass (4-digit) or class (2-digit) codes, comma-separated")
+@click.option("--status", help="open, overdue, closed or workflow states, comma-separated")
+@click.option("--title", help="default: the level's name and 'incident density'")
+@click.option("--version", "version_id", type=int, help="default: the active version")
+@click.option("--within", help="a cell code: only the cells under it")
+@click.option("--tiles", "tiles_url", help="a base map's tile URL with {z}, {x}, {y}; none by default, so that "
+                                           "the file opens offline")
+@click.option("--attribution", help="the base map's attribution (HTML); needed with --tiles")
+@pass_ctx
+@reports_errors
+def map_export_cmd(ctx, out, **options):
+    """Write the incident density of a level's cells as one self-contained HTML map, for the daily bulletin."""
+    from gis import map_export
+
+    result = map_export.export_map(ctx.db, out, node_modules=ctx.settings.node_modules, **options)
+    click.echo(f"wrote {out} ({result['bytes'] / 1e6:.1f} MB): {result['cells']:,} level-{options['level']} "
+               f"cells, {result['total']:,} incidents, {result['period'].label}; class bounds "
+               + ", ".join(f"{b:g}" for b in result["breaks"]))
+
+
 if __name__ == "__main__":
     main()
