@@ -30,7 +30,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(BIN)/.installed node_modules/.installed
+# the pages' message catalogues, compiled for Flask-Babel
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard webmap/translations/*/LC_MESSAGES/messages.po))
+%.mo: %.po $(BIN)/.installed
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
+
+setup: $(BIN)/.installed node_modules/.installed $(CATALOGUES)
 	@scripts/system-deps.sh $(SYSTEM_DEPS_FLAGS)
 
 db: setup
@@ -43,9 +48,10 @@ run: db
 	@$(BIN)/gridmap demo load
 	@$(BIN)/gridmap demo history
 	@echo "GridMap: http://$(HOST):$(PORT)  (Ctrl-C to stop the web app; 'make stop' stops the database)"
-	@# the tick escalates overdue cases every minute, for as long as the web app runs
+	@# the tick escalates overdue cases every minute, for as long as the web app runs;
+	@# 16 threads a worker: each open live feed (/api/v1/live, server-sent events) holds one
 	$(BIN)/gridmap tick --every 60 & trap "kill $$! 2>/dev/null" EXIT; \
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - 'webmap:create_app()'
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 16 --access-logfile - 'webmap:create_app()'
 
 test: SYSTEM_DEPS_FLAGS := --browser
 test: setup

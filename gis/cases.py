@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from gis import case_workflow
+from gis import case_workflow, live
 from gis.case_workflow import LEVELS
 from gis.errors import BadInput, Conflict, GridMapError, NotFound
 from gis.work_calendar import CALENDAR_CSV, WorkCalendar
@@ -457,6 +457,7 @@ def tick(db, rules=Rules(), *, now=None):
             escalated.append(case["public_id"])
         except Conflict:
             skipped += 1
+    live.prune(db)  # the live feed's old events: the tick is the platform's periodic chore
     return TickResult(overdue=len(late), escalated=tuple(escalated), skipped=skipped)
 
 

@@ -561,6 +561,7 @@ def load(db, settings, *, count=100_000, seed=DEFAULT_SEED, days=90, end=None, e
     started = time.perf_counter()
     with db.connection() as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
         cur.execute("select pg_advisory_xact_lock(hashtext('gridmap demo history'))")  # one loader at a time
+        cur.execute("set local gridmap.live = off")  # backdated history is no news for the live feed (009_live.sql)
         cur.execute("select count(*) as n from incident where client_request_id like %s",
                     (CLIENT_ID_PREFIX + "%",))
         existing = cur.fetchone()["n"]

@@ -76,6 +76,15 @@ def cell_counts(cur, version_id):
     return {row["level"]: row["n"] for row in cur.fetchall()}
 
 
+def extent(cur, version_id):
+    """``[min_lon, min_lat, max_lon, max_lat]`` of a version's cells, or None when it has none."""
+    cur.execute("select ST_XMin(e) as x0, ST_YMin(e) as y0, ST_XMax(e) as x1, ST_YMax(e) as y1"
+                "  from (select ST_Extent(geom) as e from grid_cell where version_id = %s and level = 0) s",
+                (version_id,))
+    row = cur.fetchone()
+    return None if row["x0"] is None else [row["x0"], row["y0"], row["x1"], row["y1"]]
+
+
 def activate(cur, version_id, *, actor):
     """Make a draft the active version and retire the one it replaces, atomically.
 

@@ -70,6 +70,7 @@ def import_incidents(db, path, fields=ImportFields(), *, snap_m=30.0, commit=Fal
             return ImportReport(len(frame), 0, skipped, {}, time.perf_counter() - started, commit)
         router = batch_routing.GridRouter.from_database(cur)
         if commit:
+            cur.execute("set local gridmap.live = off")  # a file of past reports is not news for the live feed
             ids = _insert(cur, reports)
             counts = batch_routing.route_stored(
                 cur, router, ids, [r.lon for r in reports], [r.lat for r in reports],

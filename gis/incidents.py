@@ -267,8 +267,11 @@ def search(cur, query):
         where.append("(i.category = any(%s) or left(i.category, 2) = any(%s))")
         params += [list(query.categories), classes]
     if query.statuses:
-        where.append("i.status = any(%s)")
-        params.append(_expand_statuses(query.statuses))
+        states = _expand_statuses(query.statuses)
+        # 'overdue' is not a state: dispatched or in progress past the deadline, as the map shows it
+        where.append("(i.status = any(%s)" + (" or (i.status in ('dispatched', 'in_progress') and i.due_at < now()))"
+                                               if "overdue" in query.statuses else ")"))
+        params.append(states)
     if query.routing_statuses:
         where.append("i.routing_status::text = any(%s)")
         params.append(list(query.routing_statuses))
@@ -304,10 +307,12 @@ def _expand_statuses(statuses):
     for s in statuses:
         if s == "open":
             out += OPEN_STATES
+        elif s == "overdue":
+            continue
         elif s in known:
             out.append(s)
         else:
-            raise BadInput(f"status {s!r} is not one of open, {', '.join(sorted(known))}")
+            raise BadInput(f"status {s!r} is not one of open, overdue, {', '.join(sorted(known))}")
     return out
 
 

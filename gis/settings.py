@@ -15,12 +15,17 @@ GRIDMAP_DUPLICATE_H      ... and reported within this many hours of it          
 GRIDMAP_WORKER_ROUTER    web workers route reports with their own index (0: in SQL)  1
 GRIDMAP_ESCALATE_H       a case overdue by more hours than this is escalated (tick)  8
 GRIDMAP_MAX_EXTENSION_H  extensions reach at most this far past a deadline (h)       40
+GRIDMAP_BASEMAP          the live map's base map (see gis/basemaps.py)               none
+GRIDMAP_BASEMAP_ATTR...  ... its credit line (GRIDMAP_BASEMAP_ATTRIBUTION)           ''
+GRIDMAP_BASEMAP_SUBD...  ... the values of ``{s}`` (GRIDMAP_BASEMAP_SUBDOMAINS)      abc
 =======================  ==========================================================  ================
 """
 import getpass
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from gis import basemaps
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +42,7 @@ class Settings:
     worker_router: bool = True
     escalate_after_h: float = 8.0   # hours of each case's time basis (working hours for most)
     max_extension_h: float = 40.0
+    basemap: dict = field(default_factory=lambda: basemaps.parse("none"))
 
     @classmethod
     def from_env(cls, env=None):
@@ -56,6 +62,8 @@ class Settings:
             worker_router=_flag(env, "GRIDMAP_WORKER_ROUTER", True),
             escalate_after_h=_non_negative(env, "GRIDMAP_ESCALATE_H", 8.0),
             max_extension_h=_non_negative(env, "GRIDMAP_MAX_EXTENSION_H", 40.0),
+            basemap=basemaps.parse(env.get("GRIDMAP_BASEMAP"), env.get("GRIDMAP_BASEMAP_ATTRIBUTION", ""),
+                                   env.get("GRIDMAP_BASEMAP_SUBDOMAINS") or "abc"),
         )
 
 

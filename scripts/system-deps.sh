@@ -37,6 +37,10 @@ fi
 if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null; then
   missing+=(chromium chromium-driver)
 fi
+# a Chinese font, so that the pages' screenshots (test artefacts) show Chinese, not boxes
+if [ "$want_browser" = 1 ] && ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  missing+=(fonts-wqy-zenhei)
+fi
 if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
   missing+=(wrk)
 fi

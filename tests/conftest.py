@@ -14,7 +14,7 @@ from gis import cases, event_classes
 from gis.db import Database, migrate, recreate_database, sibling_database_url
 from gis.settings import Settings
 
-GRID_TABLES = "case_event, incident_routing, incident, api_key, cell_staff, staff, grid_cell, grid_version"
+GRID_TABLES = "live_event, case_event, incident_routing, incident, api_key, cell_staff, staff, grid_cell, grid_version"
 
 
 def _test_database_url():

@@ -23,10 +23,13 @@ def create_app(test_config=None):
         NODE_MODULES=settings.node_modules,
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+        BASEMAP=settings.basemap,
     )
     if test_config:
         app.config.update(test_config)
-    app.extensions["gridmap_db"] = Database(app.config["DATABASE_URL"])
+    # as many connections as a gunicorn worker has threads (make run: 16), so that a busy worker never gets
+    # "all database connections are busy"; live streams hold one only while they read
+    app.extensions["gridmap_db"] = Database(app.config["DATABASE_URL"], maxconn=app.config.get("DB_POOL_SIZE", 16))
     app.extensions["gridmap_routing"] = app.config.get("ROUTING") or incidents.Routing.from_settings(settings)
     # reports are routed in this process once its router is built (on the first report); in SQL till then
     app.extensions["gridmap_router"] = (WorkerRouter(app.extensions["gridmap_db"])
@@ -34,9 +37,12 @@ def create_app(test_config=None):
 
     app.extensions["gridmap_case_rules"] = app.config.get("CASE_RULES") or CaseRules.from_settings(settings)
 
-    from webmap import api, case_pages, cases, open311, openapi, pages, reports, stats, tiles, vendor
+    from webmap import (api, case_pages, cases, i18n, live, map_page, open311, openapi, pages, reports, stats,
+                        tiles, vendor)
 
+    i18n.init_app(app)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(map_page.bp)
     app.register_blueprint(case_pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(reports.bp)
@@ -46,6 +52,7 @@ def create_app(test_config=None):
     app.register_blueprint(open311.bp)
     app.register_blueprint(vendor.bp)
     app.register_blueprint(tiles.bp)
+    app.register_blueprint(live.bp)
 
     @app.errorhandler(GridMapError)
     def gridmap_error(exc):

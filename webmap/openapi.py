@@ -3,7 +3,9 @@ describes so that a change to one is seen beside the other."""
 from flask import Blueprint, jsonify
 
 from gis.case_workflow import ACTIONS, UNIT_KINDS
+from gis.density import MEASURES, SCHEMES
 from gis.evaluation import LEVELS as EVALUATION_LEVELS
+from gis.tiles import TILE_CRS
 from gis.incidents import (CLOSED_STATES, LEVEL_NAMES, MAX_DESCRIPTION, MAX_MEDIA, OPEN_STATES, REPORTER_FIELDS,
                            ROUTING_STATUSES)
 
@@ -141,6 +143,76 @@ STATS = {
 }
 
 
+LIVE = {
+    "summary": "New reports, case actions and re-routings as server-sent events, as they commit",
+    "description": "A text/event-stream. Each event: `id: <xact>-<id>`, `event: report|case|routing`, `data: <JSON>` "
+                   "(the incident's public id, category, location, status or the action, its cells' ids; a "
+                   "routing also its `previous` cells). It starts after the event named by Last-Event-ID (an "
+                   "EventSource sends it when it reconnects) or `after`, else with the last `backlog` events, "
+                   "and ends after a few minutes so that the client reconnects: nothing is missed or repeated.",
+    "parameters": [
+        {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "resume after this event id (<xact>-<id>)"},
+        _query("after", {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+               "resume after this event id, for clients that cannot set the header (the header wins)"),
+        _query("backlog", {"type": "integer", "minimum": 0, "maximum": 500, "default": 50},
+               "without an event id: how many past events to send first"),
+    ],
+    "responses": {
+        "200": {"description": "the stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        "400": _ERROR, "503": _ERROR},
+}
+
+
+# what the live map counts: the same in its tiles, classes and cards (gis.tiles.parse_filters)
+MAP_FILTERS = [
+    _query("since", {"type": "string"}, "reported at or after: ISO 8601 date or time, China time without offset"),
+    _query("until", {"type": "string"}, "reported before (exclusive)"),
+    _query("category", {"type": "string"}, "subclass (4 digits) or class (2 digits) codes, comma-separated"),
+    _query("status", {"type": "string"}, "open, overdue, closed or workflow states, comma-separated: any matches"),
+    _query("version", {"type": "integer", "minimum": 1}, "grid version; default: the active one"),
+]
+_LEVEL = {"type": "integer", "minimum": 0, "maximum": 3}
+
+MAP_PATHS = {
+    "/tiles/{level}/{z}/{x}/{y}.pbf": {"get": {
+        "summary": "A Mapbox vector tile of a level's cells with their incident counts (built by PostGIS)",
+        "description": "One layer `cells`: code, name, level, area_km2, population, count, per_km2, open, "
+                       "overdue; feature id the cell id. Each level has a minimum zoom (400 below it).",
+        "parameters": [
+            _path("level", _LEVEL, "0 district … 3 unit grid"),
+            _path("z", {"type": "integer", "minimum": 0, "maximum": 22}, "zoom"),
+            _path("x", {"type": "integer", "minimum": 0}, "column"),
+            _path("y", {"type": "integer", "minimum": 0}, "row"),
+            *MAP_FILTERS,
+            _query("crs", {"type": "string", "enum": list(TILE_CRS), "default": "wgs84"},
+                   "gcj02: the tiling of GCJ-02 base maps (AMap), the cells shifted to match")],
+        "responses": {
+            "200": {"description": "the tile", "content": {"application/vnd.mapbox-vector-tile": {
+                "schema": {"type": "string", "format": "binary"}}}},
+            "204": {"description": "no cell of the level reaches this tile"},
+            "400": _ERROR, "404": _ERROR}}},
+    "/api/v1/map/classes": {"get": {
+        "summary": "Class breaks of a level's density for the map's legend (mapclassify)",
+        "parameters": [
+            {**_query("level", _LEVEL, "0 district … 3 unit grid"), "required": True},
+            _query("measure", {"type": "string", "enum": list(MEASURES), "default": "count"},
+                   "reports, per km², or per 1,000 residents"),
+            _query("scheme", {"type": "string", "enum": list(SCHEMES), "default": "quantiles"}, "the classifier"),
+            _query("k", {"type": "integer", "minimum": 2, "maximum": 9, "default": 5}, "number of classes"),
+            _query("parent", {"type": "string"}, "a cell code: classify only the cells under it"),
+            *MAP_FILTERS],
+        "responses": {"200": {"description": "breaks: the upper bounds of the classes, ascending",
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                      "400": _ERROR, "404": _ERROR}}},
+    "/api/v1/cells/{code}": {"get": {
+        "summary": "A cell's card: staff with phones, counts by status, top categories, parents, extent",
+        "parameters": [_path("code", {"type": "string", "pattern": "^[0-9]+$"}, "the cell's code"), *MAP_FILTERS],
+        "responses": {"200": {"description": "the card", "content": {"application/json": {
+            "schema": {"type": "object"}}}}, "400": _ERROR, "404": _ERROR}}},
+}
+
+
 def document():
     geojson = {"application/geo+json": {"schema": {"$ref": "#/components/schemas/FeatureCollection"}}}
     return {
@@ -169,7 +241,8 @@ def document():
                         _query("level", {"type": "integer", "minimum": 0, "maximum": 3},
                                "without cell: incidents routed down to this level and no further"),
                         _query("category", {"type": "string"}, "subclass or class codes, comma-separated"),
-                        _query("status", {"type": "string"}, "workflow states or 'open', comma-separated"),
+                        _query("status", {"type": "string"},
+                               "workflow states, 'open' or 'overdue', comma-separated"),
                         _query("routing", {"type": "string"}, "routing statuses, comma-separated"),
                         _query("since", {"type": "string", "format": "date-time"}, "reported at or after"),
                         _query("until", {"type": "string", "format": "date-time"}, "reported before"),
@@ -238,6 +311,8 @@ def document():
                 "responses": {"200": {"description": "problems", "content": geojson},
                               "400": _ERROR, "404": _ERROR}}},
             "/api/v1/stats": {"get": STATS},
+            "/api/v1/live": {"get": LIVE},
+            **MAP_PATHS,
         },
         "components": {
             "schemas": {

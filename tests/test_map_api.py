@@ -1,0 +1,56 @@
+"""The live map's JSON beside the tiles: a cell's card (``/api/v1/cells/<code>``) and the class breaks of
+its legend (``/api/v1/map/classes``), over the fixture partition with reports made through the API."""
+import pytest
+
+from test_routing import active  # noqa: F401  (fixture: the fixture partition, active)
+from test_tiles import SW_GRID, reports  # noqa: F401  (fixture: four reports, one overdue)
+
+
+def test_a_unit_grids_card(client, reports):  # noqa: F811
+    r = client.get(f"/api/v1/cells/{SW_GRID}")
+    assert r.status_code == 200, r.json
+    card = r.json
+    assert (card["code"], card["name"], card["level"], card["children"]) == (SW_GRID, "西街道南社区第1网格", 3, 0)
+    assert [a["code"] for a in card["ancestors"]] == ["410105", "410105001", "410105001001"]
+    assert card["counts"] == {"total": 3, "open": 3, "overdue": 1, "closed": 0, "voided": 0,
+                              "by_status": {"dispatched": 1, "reported": 2}}
+    # most first, then by code
+    assert [(c["code"], c["count"]) for c in card["top_categories"]] == [("0101", 1), ("0102", 1), ("0401", 1)]
+    assert card["unit"] == f"grid:{SW_GRID}"
+    x0, y0, x1, y1 = card["bbox"]
+    assert x0 < x1 and y0 < y1
+
+
+def test_a_street_card_counts_its_whole_territory_under_the_filters(client, reports):  # noqa: F811
+    card = client.get("/api/v1/cells/410105001").json
+    assert card["counts"]["total"] == 3 and card["children"] == 2
+    assert card["top_categories"][1] == {"code": "0102", "name_zh": "暴露垃圾", "name_en": "Exposed garbage",
+                                         "count": 1}
+    assert client.get("/api/v1/cells/410105001?category=01").json["counts"]["total"] == 2
+    assert client.get("/api/v1/cells/410105001?status=overdue").json["counts"]["total"] == 1
+    assert client.get("/api/v1/cells/410105002?since=2026-11-20").json["counts"]["total"] == 1
+
+
+def test_a_district_card_names_no_parents(client, reports):  # noqa: F811
+    card = client.get("/api/v1/cells/410105").json
+    assert card["ancestors"] == [] and card["counts"]["total"] == 4 and card["unit"] == "district:410105"
+
+
+@pytest.mark.parametrize("path, status, message", [
+    ("/api/v1/cells/410105009", 404, "grid version 1 has no cell with code '410105009'"),
+    ("/api/v1/cells/410105001?version=7", 404, "grid version 7 does not exist"),
+    ("/api/v1/cells/410105001?since=soon", 400, "since must be an ISO 8601 date or date-time"),
+    ("/api/v1/cells/410105001?status=lost", 400, "status 'lost' is not one of open, overdue"),
+    ("/api/v1/cells/410105001?version=x", 400, "version must be a whole number"),
+])
+def test_bad_card_requests_say_why(client, reports, path, status, message):  # noqa: F811
+    r = client.get(path)
+    assert r.status_code == status, r.json
+    assert message in r.json["message"]
+
+
+def test_reports_can_be_listed_by_overdue(client, reports):  # noqa: F811
+    fc = client.get("/api/v1/reports?status=overdue").json
+    assert [f["id"] for f in fc["features"]] == [reports]
+    fc = client.get("/api/v1/reports?status=overdue,reported").json
+    assert len(fc["features"]) == 4  # the overdue one and the three still reported
