@@ -152,3 +152,42 @@ def test_incidents_are_clustered_markers_at_close_zoom(page, live_server, active
     assert page.locator(".cluster.open, .incident.open").count() >= 1
     assert page.errors == []
     assert page.outside == []
+
+
+def test_a_gcj02_base_map_shifts_the_overlays_to_match(page, app, live_server, active):  # noqa: F811
+    from gis import basemaps, crs
+
+    # a "tile service" on the app itself, so that the page still asks no other host
+    app.config["BASEMAP"] = basemaps.parse(f"gcj02:{live_server}/vendor/leaflet/images/layers.png?{{z}}/{{x}}/{{y}}",
+                                           "test tiles")
+    tiles = []
+    page.on("request", lambda r: "/tiles/" in r.url and tiles.append(r.url))
+    open_map(page, live_server)
+    assert page.evaluate("() => gridmap.map.options.crs.code") == "GCJ02"
+    assert tiles and all("crs=gcj02" in url for url in tiles)
+    assert set(drawn(page)) == {"410105001", "410105002"}
+    # a WGS84 point lands where plain Web Mercator puts its GCJ-02 position (gis/crs.py's formula)
+    lon, lat = WEST_STREET_POINT
+    (glon,), (glat,) = crs.from_wgs84([lon], [lat], "gcj02")
+    shifted, expected = page.evaluate(f"""() => [gridmap.map.options.crs.latLngToPoint(L.latLng({lat}, {lon}), 16),
+                                                 L.CRS.EPSG3857.latLngToPoint(L.latLng({glat}, {glon}), 16)]""")
+    assert shifted == {"x": pytest.approx(expected["x"], abs=1e-3), "y": pytest.approx(expected["y"], abs=1e-3)}
+    # and back: the inverse lands on the WGS84 point to ~1 mm
+    back = page.evaluate(f"() => gcj02.gcjToWgs({glon}, {glat})")
+    assert back == [pytest.approx(lon, abs=1e-8), pytest.approx(lat, abs=1e-8)]
+    assert page.errors == []
+    assert page.outside == []
+
+
+def test_after_a_dropped_stream_the_page_gets_what_it_missed(page, app, live_server, active):  # noqa: F811
+    app.config.update(LIVE_LIFETIME_S=1.0, LIVE_RETRY_MS=1500)  # every stream ends after a second
+    open_map(page, live_server)
+    page.wait_for_selector("#live-state.on", timeout=10000)
+    page.wait_for_selector("#live-state.off", timeout=10000)  # the stream ended: the browser is between tries
+    missed = [post_report(live_server, *WEST_STREET_POINT) for _ in range(3)]
+    for public_id in missed:
+        page.wait_for_selector(f'#feed li[data-id="{public_id}"]', timeout=10000)
+    newest_first = page.evaluate("() => [...document.querySelectorAll('#feed li')].map(li => li.dataset.id)")
+    assert newest_first[:3] == missed[::-1]
+    assert drawn(page)["410105001"]["count"] == 3  # each counted once
+    assert page.outside == []

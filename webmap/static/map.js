@@ -10,7 +10,8 @@
   const WINDOW_HOURS = { "1h": 1, "7d": 7 * 24, "30d": 30 * 24, "90d": 90 * 24 };
   const REFRESH_MS = 5 * 60 * 1000;  // redraw from the server now and then: relative windows slide
   // light to dark; k classes take k colours spread over it
-  const PALETTE = ["#fff3c4", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#8c0026", "#5a0018"];
+  const PALETTE = ["#fff3c4", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#8c0026",
+                   "#5a0018"];
   const ZERO = "#f4f4f1", NO_DATA = "#cfd6dc";
 
   const panel = document.getElementById("panel");
@@ -24,7 +25,8 @@
     L.tileLayer(layer.url, { subdomains: layer.subdomains, attribution: CONFIG.basemap.attribution,
                              maxZoom: 19 }).addTo(map);
   }
-  if (CONFIG.bounds) map.fitBounds([[CONFIG.bounds[1], CONFIG.bounds[0]], [CONFIG.bounds[3], CONFIG.bounds[2]]]);
+  function cityBounds() { return [[CONFIG.bounds[1], CONFIG.bounds[0]], [CONFIG.bounds[3], CONFIG.bounds[2]]]; }
+  if (CONFIG.bounds) map.fitBounds(cityBounds());
   else map.setView([34.75, 113.65], 10);
 
   const state = {
@@ -84,7 +86,8 @@
 
   function colours() {
     const n = state.breaks.length;
-    return state.breaks.map((_, i) => PALETTE[n === 1 ? PALETTE.length - 1 : Math.round(i * (PALETTE.length - 1) / (n - 1))]);
+    const last = PALETTE.length - 1;
+    return state.breaks.map((_, i) => PALETTE[n === 1 ? last : Math.round(i * last / (n - 1))]);
   }
 
   function colourOf(v) {
@@ -238,7 +241,7 @@
     const i = Number(a.dataset.crumb);
     if (i < 0) {
       state.trail = [];
-      if (CONFIG.bounds) map.fitBounds([[CONFIG.bounds[1], CONFIG.bounds[0]], [CONFIG.bounds[3], CONFIG.bounds[2]]], { animate: false });
+      if (CONFIG.bounds) map.fitBounds(cityBounds(), { animate: false });
       setLevel(deepestLevelAt(map.getZoom(), 1));
     } else {
       const crumb = state.trail[i];
@@ -276,7 +279,8 @@
            c.population ? ` · ${L_.population} ${c.population.toLocaleString()}` : ""),
         el("h3", {}, L_.staff), el("ul", { class: "staff" }, staff),
         el("h3", {}, L_.counts),
-        el("table", { class: "counts" }, el("tr", {}, [L_.total, L_.open, L_.overdue, L_.closed].map((h) => el("th", {}, h))),
+        el("table", { class: "counts" },
+           el("tr", {}, [L_.total, L_.open, L_.overdue, L_.closed].map((h) => el("th", {}, h))),
            el("tr", {}, [counts.total, counts.open, counts.overdue, counts.closed].map((n) => el("td", {}, n)))),
         el("h3", {}, L_.top),
         el("ol", { class: "top" }, c.top_categories.length ? c.top_categories.map((t) => el("li", {},
