@@ -257,12 +257,17 @@ def classes(cur, level, filters=TileFilters(), measure="count", scheme="quantile
             parent_code=None):
     """:func:`classify` of :func:`cell_counts`, with the ``level``: the body of ``GET /api/v1/map/classes``.
 
+    Under a ``parent_code`` it also lists the ``codes`` of the cells classified, so that the map can grey
+    out the others without guessing the tree from the codes.
     Measure, scheme and k are checked before the database is asked (:class:`gis.errors.BadInput`).
     """
     _measure(measure)
     class_breaks([], scheme, k)
     rows = cell_counts(cur, level, filters, version_id, parent_code)
-    return {"level": level, **classify(rows, measure, scheme, k)}
+    body = {"level": level, **classify(rows, measure, scheme, k)}
+    if parent_code is not None:
+        body["codes"] = [row["code"] for row in rows]
+    return body
 
 
 def _level(level):

@@ -55,3 +55,27 @@ def test_reports_can_be_listed_by_overdue(client, reports):  # noqa: F811
     assert [f["id"] for f in fc["features"]] == [reports]
     fc = client.get("/api/v1/reports?status=overdue,reported").json
     assert len(fc["features"]) == 4  # the overdue one and the three still reported
+
+
+def test_the_legends_classes_over_http(client, reports):  # noqa: F811
+    body = client.get("/api/v1/map/classes?level=3&scheme=quantiles&k=3").json
+    assert (body["level"], body["cells"], body["total"]) == (3, 8, 4)
+    assert body["breaks"][-1] == 3 and "codes" not in body
+    under = client.get("/api/v1/map/classes?level=3&parent=410105001&scheme=equal_interval&k=2").json
+    assert sorted(under["codes"]) == ["410105001001001", "410105001001002", "410105001002001", "410105001002002"]
+    assert (under["cells"], under["total"]) == (4, 3)
+
+
+@pytest.mark.parametrize("query, message", [
+    ("", "level is required"),
+    ("?level=4", "level must be"),
+    ("?level=1&scheme=jenks", "scheme 'jenks' is not one of"),
+    ("?level=1&measure=per_mu", "measure 'per_mu' is not one of"),
+    ("?level=1&k=12", "k must be"),
+    ("?level=1&since=2026-11-21&until=2026-11-20", "dates in the wrong order"),
+    ("?level=3&parent=410105009", "no cell 410105009"),
+])
+def test_bad_class_requests_say_why(client, reports, query, message):  # noqa: F811
+    r = client.get("/api/v1/map/classes" + query)
+    assert r.status_code in (400, 404), r.json
+    assert message in r.json["message"]

@@ -14,7 +14,6 @@
                    "#5a0018"];
   const ZERO = "#f4f4f1", NO_DATA = "#cfd6dc";
 
-  const panel = document.getElementById("panel");
   const form = document.getElementById("filters");
   const statusLine = document.getElementById("status");
   const gcj = CONFIG.basemap.crs === "gcj02";
@@ -37,6 +36,7 @@
     breaks: [], measure: "count", rev: 0,
     props: new Map(),   // cell id → its properties as drawn, moved by the live feed
     selected: null,     // code of the cell whose card is shown
+    inside: null,       // drilled down: the codes of the cells under the chosen one; others are greyed
     liveAfter: CONFIG.live_cursor,  // events after this one are not in the tiles yet
   };
   let cells = null;   // the vector tile layer on the map
@@ -98,8 +98,7 @@
   }
 
   function cellStyle(p) {
-    const parent = parentCode();
-    if (parent && !p.code.startsWith(parent)) {
+    if (state.inside && !state.inside.has(p.code)) {
       return { fill: true, fillColor: "#9aa", fillOpacity: 0.06, color: "#9aa", weight: 0.4, opacity: 0.4 };
     }
     const selected = p.code === state.selected;
@@ -160,6 +159,7 @@
     if (parentCode()) q.set("parent", parentCode());
     const body = await fetchJson("/api/v1/map/classes?" + q);
     state.breaks = body.breaks;
+    state.inside = body.codes ? new Set(body.codes) : null;  // drilled down: the cells under the chosen one
     drawLegend(body);
   }
 
