@@ -88,6 +88,12 @@ def test_a_report_posted_through_the_api_appears_within_two_seconds(page, live_s
                            f"&& p.count === {before + 1})", timeout=2000)
     assert time.monotonic() - t0 < 2
     assert "新上报" in page.inner_text(f'#feed li[data-id="{public_id}"]')
+    # the classes were all zero: the page asks for them again and draws the street in a class of its own
+    assert page.evaluate("() => gridmap.state.breaks") == [0]
+    page.wait_for_function("() => gridmap.state.breaks.some(b => b > 0) && gridmap.state.drawn === gridmap.state.rev",
+                           timeout=10000)
+    assert drawn(page)["410105001"]["count"] == 1  # from the new tiles: counted once
+    assert page.inner_text("#legend").split("\n")[-2:] == ["0", "1"]
     assert page.errors == []
     assert page.outside == []
 

@@ -9,6 +9,7 @@
   const LEVEL_KEYS = ["district_id", "street_id", "community_id", "grid_id"];  // a live event's routing
   const WINDOW_HOURS = { "1h": 1, "7d": 7 * 24, "30d": 30 * 24, "90d": 90 * 24 };
   const REFRESH_MS = 5 * 60 * 1000;  // redraw from the server now and then: relative windows slide
+  const CLASS_CHECK_MS = 3000;        // how long after a live change the classes are looked at again
   // light to dark; k classes take k colours spread over it
   const PALETTE = ["#fff3c4", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#8c0026",
                    "#5a0018"];
@@ -150,14 +151,18 @@
     if (!cells) cells = fresh;
   }
 
-  async function loadClasses() {
+  function classesQuery() {
     const q = new URLSearchParams(state.query);
     q.set("level", state.level);
     q.set("measure", state.measure);
     q.set("scheme", form.scheme.value);
     q.set("k", 5);
     if (parentCode()) q.set("parent", parentCode());
-    const body = await fetchJson("/api/v1/map/classes?" + q);
+    return q;
+  }
+
+  async function loadClasses() {
+    const body = await fetchJson("/api/v1/map/classes?" + classesQuery());
     state.breaks = body.breaks;
     state.inside = body.codes ? new Set(body.codes) : null;  // drilled down: the cells under the chosen one
     drawLegend(body);
@@ -176,17 +181,18 @@
 
   function drawLegend(body) {
     const box = document.getElementById("legend");
-    const rows = [];
-    let low = null;
+    const swatch = (colour, label) => el("li", {}, el("span", { class: "swatch", style: `background:${colour}` }), label);
+    // zero has a colour of its own (colourOf): a row of its own too, whether or not a class ends at 0
+    const rows = [swatch(ZERO, "0")];
+    let low = 0;
     state.breaks.forEach((b, i) => {
+      if (b === 0) return;
       const from = state.measure === "count" ? Math.floor(low) + 1 : low;
-      const label = low === null ? (b === 0 ? "0" : `≤ ${number(b)}`)
-        : from >= b ? number(b) : `${number(from)} – ${number(b)}`;
-      rows.push(el("li", {}, el("span", { class: "swatch", style: `background:${b === 0 ? ZERO : colours()[i]}` }), label));
+      rows.push(swatch(colours()[i], from >= b ? number(b) : `${number(from)} – ${number(b)}`));
       low = b;
     });
     if (state.measure === "per_1000") {
-      rows.push(el("li", {}, el("span", { class: "swatch", style: `background:${NO_DATA}` }), T.no_population));
+      rows.push(swatch(NO_DATA, T.no_population));
     }
     box.replaceChildren(el("strong", {}, T.measures[state.measure]),
                         el("small", {}, ` · ${T.levels[state.level]} · ${body.cells} / Σ ${body.total}`),
@@ -384,12 +390,33 @@
     const moved = { ...p, count: p.count + count, open: p.open + open };
     state.props.set(id, moved);
     if (cells) cells.setFeatureStyle(id, cellStyle(moved));
+    scheduleClassCheck();
+  }
+
+  // Counts that moved may have outgrown the classes (a quiet morning's breaks are all zero): a few seconds
+  // after a change, ask for the classes again, and draw anew when they differ — the tiles then bring the
+  // counts, events included, so nothing is counted twice.
+  let classCheck = null;
+  function scheduleClassCheck() {
+    if (classCheck) return;
+    classCheck = setTimeout(async () => {
+      const before = JSON.stringify(state.breaks), rev = state.rev;
+      try {
+        const q = classesQuery();
+        const body = await fetchJson("/api/v1/map/classes?" + q);
+        if (rev === state.rev && JSON.stringify(body.breaks) !== before) await drawCells();
+      } catch (err) {
+        say(`${T.error}: ${err.message}`);
+      } finally {
+        classCheck = null;
+      }
+    }, CLASS_CHECK_MS);
   }
 
   function flash(lat, lon) {
-    const ring = L.circleMarker([lat, lon], { radius: 16, className: "flash", color: "#e31a1c", weight: 3, fill: false,
+    const ring = L.circleMarker([lat, lon], { radius: 12, className: "flash", color: "#e31a1c", weight: 2, fill: false,
                                               interactive: false }).addTo(map);
-    setTimeout(() => map.removeLayer(ring), 8000);
+    setTimeout(() => map.removeLayer(ring), 4000);
   }
 
   const feed = document.getElementById("feed");
