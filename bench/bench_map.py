@@ -7,6 +7,7 @@ Each load is cold (a new browser context: empty cache), the two by turns on one 
 the time is taken in the page (``performance.now()`` when the flag is set), so the test harness's polling
 adds nothing.
 """
+import logging
 import statistics
 import threading
 
@@ -45,6 +46,7 @@ def run(db, rows):
     from webmap import create_app
 
     ensure_demo(db)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request in the bench's output
     app = create_app({"DATABASE_URL": db.url, "ROUTE_IN_WORKER": False})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
