@@ -135,7 +135,7 @@ def read_cells(path, options):
         _text_column(path, frame, options.parent_field, "--parent-field") if options.parent_field else None
     )
     cells["kind"] = _kinds(path, frame, codes)
-    cells["population"] = _populations(path, frame, codes)
+    cells["population"] = pd.Series(_populations(path, frame, codes), dtype=object)  # None stays None, not NaN
     used = {options.code_field, options.name_field, options.parent_field, "kind", "population", "geometry"}
     extra = [c for c in frame.columns if c not in used]
     cells["attributes"] = [

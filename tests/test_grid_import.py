@@ -247,3 +247,22 @@ def test_mixed_crss_in_one_file(db, runner, tmp_path):
     path = fixtures.write(tmp_path / "mixed.geojson", 1, rows=rows)
     refused(runner, db, path, "--level", 1, "--version", 1, expect=["cannot be EPSG:4326", "mixed CRSs", "410105002"])
     assert count(db) == 1
+
+
+def test_a_population_column_with_gaps_imports_the_gaps_as_unknown(runner, db, tmp_path):
+    import geopandas as gpd
+
+    gdf = fixtures.frame(0)
+    gdf["population"] = [None]  # the only district: unknown
+    districts = tmp_path / "districts.geojson"
+    gdf.set_crs("EPSG:4326").to_file(districts)
+    import_level(runner, districts, 0)
+    streets = fixtures.frame(1)
+    streets["population"] = [71739, None]
+    path = tmp_path / "streets.geojson"
+    gpd.GeoDataFrame(streets).set_crs("EPSG:4326").to_file(path)
+    import_level(runner, path, 1, "--version", 1)
+    with db.cursor() as cur:
+        cur.execute("select code, population from grid_cell order by code")
+        assert [tuple(r.values()) for r in cur.fetchall()] == [
+            ("410105", None), ("410105001", 71739), ("410105002", None)]
