@@ -197,3 +197,22 @@ def test_after_a_dropped_stream_the_page_gets_what_it_missed(page, app, live_ser
     assert newest_first[:3] == missed[::-1]
     assert drawn(page)["410105001"]["count"] == 3  # each counted once
     assert page.outside == []
+
+
+def test_a_past_version_is_drawn_as_it_was(page, live_server, active, runner, tmp_path):  # noqa: F811
+    from test_grid_import import import_level, run
+
+    for level in range(4):  # the same partition again as version 2, without the east street's cells' names
+        path = fixtures.write(tmp_path / f"v2_l{level}.geojson", level)
+        import_level(runner, path, level, *(["--version", 2] if level else []))
+    assert run(runner, "grid", "activate", 2, "--commit").exit_code == 0
+    tiles = []
+    page.on("request", lambda r: "/tiles/" in r.url and tiles.append(r.url))
+    open_map(page, live_server, "?version=1")
+    assert "网格版本 1：历史版本" in page.inner_text("#past")
+    assert tiles and all("version=1" in url for url in tiles)
+    assert set(drawn(page)) == {"410105001", "410105002"}
+    open_map(page, live_server)  # the active one: no banner
+    assert page.locator("#past").count() == 0
+    r = requests.get(f"{live_server}/map?version=1&as_of=2026-01-01", timeout=10)
+    assert r.status_code == 400 and "give version or as_of, not both" in r.json()["message"]

@@ -127,6 +127,7 @@
     state.props = new Map();
     const q = new URLSearchParams(state.query);
     if (gcj) q.set("crs", "gcj02");
+    if (CONFIG.past) q.set("version", CONFIG.version);
     q.set("rev", rev);  // a new drawing is never answered from the browser's cache of the last one
     const fresh = L.vectorGrid.protobuf(`/tiles/${state.level}/{z}/{x}/{y}.pbf?${q}`, {
       // SVG, not canvas: VectorGrid's canvas tiles repaint a restyled cell (live counts, the selection) over
@@ -158,6 +159,7 @@
     q.set("scheme", form.scheme.value);
     q.set("k", 5);
     if (parentCode()) q.set("parent", parentCode());
+    if (CONFIG.past) q.set("version", CONFIG.version);
     return q;
   }
 
@@ -445,6 +447,10 @@
       if (map.getZoom() >= CONFIG.marker_zoom && matchesFilters(d) && matchesStatus(d.status)) {
         markers.addLayer(incidentMarker(d.id, d.lat, d.lon, d.status, false, d.category));
       }
+    }
+    // a new grid version went live (its re-routings name it): the wall screen reloads onto it
+    if (kind === "routing" && !CONFIG.past && d.version_id && d.version_id !== CONFIG.version && !state.reloading) {
+      state.reloading = setTimeout(() => window.location.reload(), 3000);
     }
     window.gridmap.lastLive = { kind, id: e.lastEventId, data: d, received: Date.now() };
   }
