@@ -82,14 +82,14 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _gunicorn(url, port):
+def _gunicorn(url, port, ready_path="/health"):
     env = dict(os.environ, DATABASE_URL=url)
     server = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "--bind", f"127.0.0.1:{port}",
          "--workers", str(GUNICORN_WORKERS), "--log-level", "warning", "webmap:create_app()"], env=env)
     for _ in range(200):
         try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200:
+            if requests.get(f"http://127.0.0.1:{port}{ready_path}", timeout=10).status_code == 200:
                 return server
         except requests.RequestException:
             time.sleep(0.2)

@@ -138,17 +138,66 @@ def grid_versions_cmd(ctx, as_json):
 
 @grid.command("activate")
 @click.argument("version_id", type=int)
+@click.option("--force", is_flag=True, help="activate although the partition check finds problems (needs --reason)")
+@click.option("--reason", help="why; recorded with the activation")
+@click.option("--snap-m", type=click.FloatRange(min=0), help="snapping distance (default: GRIDMAP_SNAP_M or 30)")
 @click.option("--commit", is_flag=True, help="activate; without it only says what would happen")
 @pass_ctx
 @reports_errors
-def grid_activate_cmd(ctx, version_id, commit):
-    """Make a draft the active version; the active one is retired."""
-    with ctx.db.connection() as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
-        activated, retired = grid_store.activate(cur, version_id, actor=ctx.settings.actor)
-        if not commit:
-            conn.rollback()
+def grid_activate_cmd(ctx, version_id, force, reason, snap_m, commit):
+    """Make a draft the active version, retire the active one and route the open incidents again against it,
+    in one transaction. Refused when the partition check finds problems, unless --force --reason."""
+    from gis import activation
+
+    done = activation.activate(ctx.db, version_id, actor=ctx.settings.actor, force=force, reason=reason,
+                               snap_m=_snap(ctx, snap_m), commit=commit)
     verb = "activated" if commit else "would activate (dry run; --commit activates)"
-    click.echo(f"{verb} version {activated['id']}" + (f"; version {retired['id']} retired" if retired else ""))
+    retired = f"; version {done['retired']} retired" if done["retired"] else ""
+    forced = f"; forced past {sum(done['problems'].values())} problem(s)" if done["forced"] else ""
+    click.echo(f"{verb} version {done['activated']}{retired}{forced}")
+    click.echo(f"{done['rerouted']:,} open incident(s) routed against version {done['activated']}, "
+               f"{done['moved']:,} of them to other cells or routing status ({done['seconds']:.1f} s)")
+    for status, count in sorted(done["by_status"].items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {status:<12} {count:>10,}")
+
+
+@grid.command("impact")
+@click.argument("version_id", type=int)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="write it to a .csv or .geojson file (one table or layer; a 'kind' per row)")
+@click.option("--snap-m", type=click.FloatRange(min=0), help="snapping distance (default: GRIDMAP_SNAP_M or 30)")
+@pass_ctx
+@reports_errors
+def grid_impact_cmd(ctx, version_id, out, snap_m):
+    """What activating a version would change: the open incidents that move to other cells or other people,
+    and the cells whose incident counts (closed ones included) would differ."""
+    from gis import activation
+
+    suffix = out and out.suffix.lower()
+    if out is not None and suffix not in (".csv", ".geojson", ".json"):
+        raise BadInput(f"--out must end in .csv or .geojson; got {out.name}")
+    result = activation.impact(ctx.db, version_id, snap_m=_snap(ctx, snap_m),
+                               with_geometry=suffix in (".geojson", ".json"))
+    s = result["summary"]
+    changed = ", ".join(f"{n} {level}" for level, n in s["cells_changed"].items() if n) or "none"
+    click.echo(f"version {version_id} against the routing stored now (active version {result['active_version']}): "
+               f"{s['moved']:,} of {s['open']:,} open incidents move to other cells, {s['staff_changed']:,} to other "
+               f"people; {s['recounted']:,} of {s['incidents']:,} incidents count in other cells; cells whose "
+               f"count changes: {changed} ({s['seconds']:.1f} s)")
+    if out is None:
+        for item in result["incidents"]:
+            codes = ["/".join(c["code"] for c in item[when]["cells"]) or "-" for when in ("before", "after")]
+            click.echo(f"  {item['id']}  {item['change']:<5}  {codes[0]} → {codes[1]}")
+        for cell in result["cells"]:
+            click.echo(f"  L{cell['level']} {cell['code']} {cell['name'] or ''}: "
+                       f"{cell['before']:,} → {cell['after']:,} ({cell['difference']:+,})")
+        return
+    text = (activation.as_csv(result) if suffix == ".csv"
+            else json.dumps(activation.as_geojson(result), ensure_ascii=False) + "\n")
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    click.echo(f"written to {out}")
 
 
 # --- partition checks ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Every function takes a :class:`gis.db.Database` (or, for the steps of an import,
 that a whole import is one transaction) and does its spatial work in SQL.
 """
 import csv
+import datetime as dt
 import json
 import re
 
@@ -55,6 +56,46 @@ def resolve_version(cur, version_id=None):
     row = active_version(cur)
     if row is None:
         raise NotFound("no grid version is active yet; name one with --version or activate one")
+    return row
+
+
+CHINA_TIME = dt.timezone(dt.timedelta(hours=8))
+
+
+def version_as_of(cur, when):
+    """The version that was active at ``when``: activated at or before it, and not retired by then.
+
+    Parameters
+    ----------
+    when : datetime.datetime or datetime.date
+        Without a time zone (or a date: its midnight) it is China time.
+
+    Raises
+    ------
+    NotFound
+        When no version was active then (before the first activation), saying when the first one was.
+    """
+    if not isinstance(when, dt.datetime):
+        when = dt.datetime.combine(when, dt.time())
+    when = when if when.tzinfo else when.replace(tzinfo=CHINA_TIME)
+    # activation retires the previous version at the very same now(), so the periods meet without overlap;
+    # the order only decides between periods someone made overlap by hand
+    cur.execute(
+        f"""select {VERSION_COLUMNS} from grid_version
+             where activated_at <= %(when)s and %(when)s < coalesce(retired_at, 'infinity')
+             order by activated_at desc, id desc limit 1""",
+        {"when": when},
+    )
+    row = cur.fetchone()
+    if row is None:
+        cur.execute("select min(activated_at) as first from grid_version")
+        first = cur.fetchone()["first"]
+        message = f"no grid version was active at {when.astimezone(CHINA_TIME).isoformat(' ', 'seconds')}"
+        if first is None:
+            message += "; none has been activated yet"
+        elif when < first:
+            message += f"; the first was activated at {first.astimezone(CHINA_TIME).isoformat(' ', 'seconds')}"
+        raise NotFound(message)
     return row
 
 

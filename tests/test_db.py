@@ -49,10 +49,11 @@ def test_a_cell_needs_a_parent_exactly_one_level_up(db, version):
     with pytest.raises(psycopg2.errors.ForeignKeyViolation):
         add_cell(db, version, 2, "410105001001", district)  # a community under a district
     with pytest.raises(psycopg2.errors.CheckViolation):
-        add_cell(db, version, 2, "410105001001")  # a community with no parent
-    with pytest.raises(psycopg2.errors.CheckViolation):
         add_cell(db, version, 0, "410106", street)  # a district with a parent
     assert add_cell(db, version, 2, "410105001001", street)
+    # given none, a cell gets the one a level up that holds most of it (sql/011_planner.sql)
+    derived = add_cell(db, version, 2, "410105001002")
+    assert execute(db, "select parent_id from grid_cell where id = %s", (derived,))[0][0] == street
 
 
 def test_codes_are_unique_in_a_version_and_have_the_level_length(db, version):

@@ -37,14 +37,16 @@ def create_app(test_config=None):
 
     app.extensions["gridmap_case_rules"] = app.config.get("CASE_RULES") or CaseRules.from_settings(settings)
 
-    from webmap import (api, case_pages, cases, i18n, live, map_page, open311, openapi, pages, reports, stats,
-                        tiles, vendor)
+    from webmap import (activation, api, case_pages, cases, i18n, live, map_page, open311, openapi, pages, planner,
+                        reports, stats, tiles, vendor, versions)
 
     i18n.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(map_page.bp)
+    app.register_blueprint(planner.bp)
     app.register_blueprint(case_pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(activation.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(cases.bp)
     app.register_blueprint(stats.bp)
@@ -53,6 +55,7 @@ def create_app(test_config=None):
     app.register_blueprint(vendor.bp)
     app.register_blueprint(tiles.bp)
     app.register_blueprint(live.bp)
+    app.register_blueprint(versions.bp)
 
     @app.errorhandler(GridMapError)
     def gridmap_error(exc):

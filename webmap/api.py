@@ -1,4 +1,6 @@
 """``/api/v1``: grid versions, cells and partition problems as JSON and GeoJSON."""
+import datetime as dt
+
 import shapely
 import shapely.geometry
 from flask import Blueprint, jsonify, request
@@ -17,24 +19,29 @@ MAX_FEATURES = 20000
 def grids():
     """Cells of a version (the active one by default) as GeoJSON.
 
-    Query parameters: ``level`` (0–3), ``bbox`` (min_lon,min_lat,max_lon,max_lat), ``version`` (id),
-    ``limit`` (at most 20,000; the answer's ``truncated`` says when more matched).
+    Query parameters: ``level`` (0–3), ``bbox`` (min_lon,min_lat,max_lon,max_lat), ``version`` (id) or
+    ``as_of`` (a date, China midnight, or a date-time: the version active then), ``limit`` (at most 20,000;
+    the answer's ``truncated`` says when more matched).
     """
     level = int_arg("level", 0, 3)
     version_id = int_arg("version", 1, None)
+    as_of = time_arg("as_of")
+    if as_of is not None and version_id is not None:
+        raise BadInput("give version or as_of, not both")
     limit = int_arg("limit", 1, MAX_FEATURES) or MAX_FEATURES
     bbox = parse_bbox(request.args.get("bbox"))
     with get_db().cursor() as cur:
-        version = grid_store.resolve_version(cur, version_id)
+        version = grid_store.version_as_of(cur, as_of) if as_of else grid_store.resolve_version(cur, version_id)
         body = grid_store.grids_geojson(cur, version_id=version["id"], level=level, bbox=bbox, limit=limit)
     return geojson_response(body)
 
 
 @bp.get("/versions")
 def versions():
+    """All versions, newest first; with ``as_of`` (as for /grids) the one version active then, as an object."""
+    as_of = time_arg("as_of")
     with get_db().cursor() as cur:
-        rows = grid_store.list_versions(cur)
-    return jsonify(rows)
+        return jsonify(grid_store.version_as_of(cur, as_of) if as_of else grid_store.list_versions(cur))
 
 
 @bp.get("/versions/<int:version_id>/problems")
@@ -108,6 +115,17 @@ def parse_bbox(text):
     if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
         raise BadInput(f"bbox {text!r} is not min_lon,min_lat,max_lon,max_lat in degrees with min < max")
     return x0, y0, x1, y1
+
+
+def time_arg(name):
+    """A date (its midnight) or date-time query parameter; without a zone it is China time (in grid_store)."""
+    text = (request.args.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"{name} must be an ISO 8601 date (YYYY-MM-DD) or date-time; got {text!r}") from None
 
 
 def int_arg(name, low, high):

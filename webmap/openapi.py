@@ -213,6 +213,79 @@ MAP_PATHS = {
 }
 
 
+_AS_OF = _query("as_of", {"type": "string"},
+                "a date (YYYY-MM-DD, midnight China time) or an ISO date-time: the version active then "
+                "(not with version)")
+
+VERSION_DIFF = {
+    "summary": "What changed from version a to version b: cells added, removed, reshaped, renamed, modified",
+    "description": "Cells are matched by code and level. Reshaped: a piece of the area gained or lost covers "
+                   "at least 1 m² and is on average wider than 1 cm (2·area/perimeter), so that noise from a "
+                   "re-projection is not a change. Each changed cell is a feature; a reshaped one is followed by "
+                   "its `gained` and `lost` pieces (area_change_m2: the piece's area, + or −).",
+    "parameters": [_path("a", {"type": "integer"}, "the earlier version"),
+                   _path("b", {"type": "integer"}, "the later version"),
+                   _query("level", {"type": "integer", "minimum": 0, "maximum": 3}, "one level")],
+    "responses": {"200": {"description": "the changes, with `versions`, `level` and `counts` per change",
+                          "content": {"application/geo+json": {"schema": {"allOf": [
+                              {"$ref": "#/components/schemas/FeatureCollection"},
+                              {"type": "object", "properties": {
+                                  "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                                  "features": {"type": "array", "items": {"type": "object", "properties": {
+                                      "properties": {"type": "object", "properties": {
+                                          "change": {"type": "string", "enum": [
+                                              "added", "removed", "reshaped", "renamed", "modified", "gained",
+                                              "lost"]},
+                                          "code": {"type": "string"}, "name": {"type": "string"},
+                                          "level": {"type": "integer"},
+                                          **{k: {"type": "number", "nullable": True} for k in (
+                                              "area_before_m2", "area_after_m2", "area_change_m2",
+                                              "area_change_pct", "gained_m2", "lost_m2")},
+                                          "changed": {"type": "object", "description":
+                                                      "{field: [before, after]} of name, kind, population, "
+                                                      "parent_code"}}}}}}}}]}}}},
+                  "400": _ERROR, "404": _ERROR},
+}
+
+
+ACTIVATION_PATHS = {
+    "/api/v1/versions/{version}/impact": {"get": {
+        "summary": "What activating a version would change: the open incidents that move to another cell or other "
+                   "people, and the cells whose incident counts (closed ones included) change",
+        "parameters": [
+            _path("version", {"type": "integer"}, "version id (normally a draft)"),
+            _query("format", {"type": "string", "enum": ["json", "csv", "geojson"], "default": "json"},
+                   "csv or geojson: a file to download, one table or layer with a `kind` per row (incident, cell)")],
+        "responses": {
+            "200": {"description": "version, active_version, summary, incidents (change: cell or staff; cells and "
+                                   "staff before and after), cells (level, code, name, before, after, difference)",
+                    "content": {"application/json": {"schema": {"type": "object"}},
+                                "text/csv": {"schema": {"type": "string"}},
+                                "application/geo+json": {
+                                    "schema": {"$ref": "#/components/schemas/FeatureCollection"}}}},
+            "400": _ERROR, "404": _ERROR}}},
+    "/api/v1/versions/{version}/activate": {"post": {
+        "summary": "Activate a draft: checked, made active, the previous version retired and the open incidents "
+                   "routed again, in one transaction; announced on the live feed",
+        "parameters": [_path("version", {"type": "integer"}, "version id of a draft")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["actor"], "additionalProperties": False,
+            "properties": {"actor": {"type": "string", "minLength": 1, "maxLength": 100,
+                                     "description": "who activates (until users sign in)"},
+                           "force": {"type": "boolean", "default": False,
+                                     "description": "activate although the partition check finds problems"},
+                           "reason": {"type": "string", "maxLength": 2000,
+                                      "description": "why; required with force"}}}}}},
+        "responses": {
+            "200": {"description": "activated, retired, rerouted, moved, by_status, problems, forced, seconds",
+                    "content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": _ERROR, "404": _ERROR,
+            "409": {"description": "not a draft, another activation under way, or partition problems (counted by "
+                                   "type in `problems`) without force",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "413": _ERROR}}},
+}
+
 def document():
     geojson = {"application/geo+json": {"schema": {"$ref": "#/components/schemas/FeatureCollection"}}}
     return {
@@ -289,12 +362,17 @@ def document():
                     _query("level", {"type": "integer", "minimum": 0, "maximum": 3}, "0 district … 3 unit grid"),
                     _query("bbox", {"type": "string"}, "min_lon,min_lat,max_lon,max_lat"),
                     _query("version", {"type": "integer", "minimum": 1}, "default: the active version"),
+                    _AS_OF,
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 20000}, "at most 20,000")],
                 "responses": {"200": {"description": "cells", "content": geojson}, "400": _ERROR, "404": _ERROR}}},
             "/api/v1/versions": {"get": {
-                "summary": "Grid versions",
-                "responses": {"200": {"description": "versions", "content": {"application/json": {
-                    "schema": {"type": "array", "items": {"type": "object"}}}}}}}},
+                "summary": "Grid versions, newest first; with as_of the one version active then",
+                "parameters": [_AS_OF],
+                "responses": {"200": {"description": "versions (an array), or with as_of one version (an object)",
+                                      "content": {"application/json": {"schema": {"oneOf": [
+                                          {"type": "array", "items": {"type": "object"}}, {"type": "object"}]}}}},
+                              "400": _ERROR, "404": _ERROR}}},
+            "/api/v1/versions/{a}/diff/{b}": {"get": VERSION_DIFF},
             "/api/v1/versions/{version}/problems": {"get": {
                 "summary": "Every partition problem of a version (overlaps, gaps, slivers, …) as GeoJSON",
                 "parameters": [_path("version", {"type": "integer"}, "version id"),
@@ -313,6 +391,7 @@ def document():
             "/api/v1/stats": {"get": STATS},
             "/api/v1/live": {"get": LIVE},
             **MAP_PATHS,
+            **ACTIVATION_PATHS,
         },
         "components": {
             "schemas": {

@@ -8,6 +8,7 @@ PACKAGES = {
     "leaflet": "leaflet/dist",
     "leaflet.vectorgrid": "leaflet.vectorgrid/dist",
     "leaflet.markercluster": "leaflet.markercluster/dist",
+    "leaflet-geoman": "@geoman-io/leaflet-geoman-free/dist",
 }
 
 

@@ -1,0 +1,134 @@
+"""The planners' editor: ``/planner``, and the API that edits a draft version (:mod:`gis.grid_edit`).
+
+Each edit names the ``revision`` of every cell it changes (409 with the cells as they are now when one moved
+on) and ``actor`` (who; until users sign in) and may give a ``reason``; it answers the cells as they are
+now and the problems they take part in.
+"""
+from flask import Blueprint, jsonify, render_template, request
+
+from gis import grid_edit, grid_store, tiles
+from gis.errors import BadInput
+from webmap import get_db
+from webmap.api import geojson_response, int_arg, parse_bbox
+
+bp = Blueprint("planner", __name__)
+API = "/api/v1/versions/<int:version_id>"
+
+
+@bp.get("/planner")
+def planner():
+    with get_db().cursor() as cur:
+        versions = grid_store.list_versions(cur)
+        active = grid_store.active_version(cur)
+        bounds = grid_store.extent(cur, active["id"]) if active else None
+    return render_template("planner.html", versions=versions, bounds=bounds, min_zoom=list(tiles.MIN_ZOOM))
+
+
+@bp.post("/api/v1/versions")
+def new_draft():
+    """``{"actor", "from"?: version id (default: the active one), "note"?}`` → 201 and the draft."""
+    body = _body()
+    draft = grid_edit.new_draft(get_db(), actor=body.get("actor"), source_version=_int(body, "from"),
+                                note=_text(body, "note"))
+    return jsonify(draft), 201
+
+
+@bp.get(API + "/cells")
+def cells(version_id):
+    """``?codes=a,b`` or ``?level=&bbox=``: cells with their revisions, for the editor."""
+    codes = [c for c in (request.args.get("codes") or "").split(",") if c]
+    body = grid_edit.cells_geojson(get_db(), version_id, codes=codes or None, level=int_arg("level", 0, 3),
+                                   bbox=parse_bbox(request.args.get("bbox")),
+                                   limit=int_arg("limit", 1, 20000) or 5000)
+    return geojson_response(body)
+
+
+@bp.put(API + "/cells/<code>")
+def save_cell(version_id, code):
+    body = _body()
+    return jsonify(grid_edit.save_cell(get_db(), version_id, code, revision=_revision(body), **_who(body),
+                                       geometry=body.get("geometry"), name=body.get("name"), kind=body.get("kind"),
+                                       population=body.get("population")))
+
+
+@bp.post(API + "/cells")
+def create_cell(version_id):
+    body = _body()
+    return jsonify(grid_edit.create_cell(get_db(), version_id, code=body.get("code"), name=body.get("name"),
+                                         geometry=body.get("geometry"), kind=body.get("kind", "regular"),
+                                         population=body.get("population"), parent_code=body.get("parent_code"),
+                                         **_who(body))), 201
+
+
+@bp.delete(API + "/cells/<code>")
+def delete_cell(version_id, code):
+    body = _body()
+    return jsonify(grid_edit.delete_cell(get_db(), version_id, code, revision=_revision(body), **_who(body)))
+
+
+@bp.post(API + "/cells/<code>/split")
+def split_cell(version_id, code):
+    body = _body()
+    return jsonify(grid_edit.split_cell(get_db(), version_id, code, body.get("line"), revision=_revision(body),
+                                        new_code=body.get("new_code"), new_name=body.get("new_name"),
+                                        **_who(body)))
+
+
+@bp.post(API + "/merge")
+def merge(version_id):
+    body = _body()
+    return jsonify(grid_edit.merge_cells(get_db(), version_id, _revisions(body, required=True),
+                                         keep=body.get("keep"), **_who(body)))
+
+
+@bp.post(API + "/move-vertex")
+def move_vertex(version_id):
+    body = _body()
+    return jsonify(grid_edit.move_vertex(get_db(), version_id, body.get("from"), body.get("to"),
+                                         revisions=_revisions(body), **_who(body)))
+
+
+@bp.get(API + "/edits")
+def edits(version_id):
+    return jsonify(grid_edit.edits(get_db(), version_id, int_arg("limit", 1, 1000) or 100))
+
+
+def _body():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadInput("send a JSON object")
+    return body
+
+
+def _who(body):
+    return {"actor": body.get("actor"), "reason": _text(body, "reason")}
+
+
+def _text(body, name):
+    value = body.get(name) or ""
+    if not isinstance(value, str) or len(value) > 2000:
+        raise BadInput(f"{name} must be text of at most 2,000 characters")
+    return value
+
+
+def _int(body, name):
+    value = body.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise BadInput(f"{name} must be a whole number")
+    return value
+
+
+def _revision(body):
+    value = _int(body, "revision")
+    if value is None:
+        raise BadInput("revision is required: the revision of the cell you edited (409 if it moved on)")
+    return value
+
+
+def _revisions(body, required=False):
+    value = body.get("revisions")
+    if value is None and not required:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+        raise BadInput('revisions must be an object {"<code>": <revision>, ...}')
+    return value
