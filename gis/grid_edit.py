@@ -32,8 +32,8 @@ VERTEX_TOLERANCE_DEG = 1e-7  # ~1 cm: vertices this close are the same vertex of
 
 _CELLS_SQL = """
 select c.id, c.code, c.name, c.level, c.kind, c.population, c.revision, c.area_m2, p.code as parent_code,
-       ST_AsGeoJSON(c.geom, 8)::json as geometry
-  from grid_cell c left join grid_cell p on p.id = c.parent_id
+       ST_AsGeoJSON(c.geom, 8)::json as geometry, coalesce(k.staff, '[]') as staff
+  from grid_cell c left join grid_cell p on p.id = c.parent_id left join cell_staff_card k on k.cell_id = c.id
  where c.version_id = %s and c.code = any(%s)
  order by c.level, c.code
 """
@@ -65,9 +65,19 @@ def new_draft(db, *, actor, source_version=None, note=""):
 
 
 def save_cell(db, version_id, code, *, revision, actor, reason="", geometry=None, name=None, kind=None,
-              population=None):
-    """Change one cell; only the fields given change. Returns :func:`_outcome` of it."""
+              population=None, new_code=None, staff=None):
+    """Change one cell; only the fields given change. Returns :func:`_outcome` of it.
+
+    ``new_code``: a new code (of the same length: the level stays); ``staff``: the cell's people, replacing
+    those it had, as ``[{"post", "name", "phone"}]`` (posts of the cell's level).
+    """
     fields = {}
+    if new_code is not None and new_code != code:
+        if not isinstance(new_code, str) or not new_code.isdigit() or len(new_code) != len(code):
+            raise BadInput(f"code must be {len(code)} digits, as the level's codes are")
+        fields["code"] = new_code
+    if staff is not None and (not isinstance(staff, list) or not all(isinstance(p, dict) for p in staff)):
+        raise BadInput('staff must be a list of {"post", "name", "phone"}')
     if geometry is not None:
         fields["geom"] = _polygon(geometry)
     if name is not None:
@@ -82,13 +92,23 @@ def save_cell(db, version_id, code, *, revision, actor, reason="", geometry=None
         if isinstance(population, bool) or not isinstance(population, int) or population < 0:
             raise BadInput("population must be a whole number ≥ 0")
         fields["population"] = population
-    if not fields:
-        raise BadInput("nothing to change: give geometry, name, kind or population")
+    if not fields and staff is None:
+        raise BadInput("nothing to change: give geometry, name, kind, population, new_code or staff")
     with _editing(db) as cur:
-        _lock(cur, version_id, {code: revision})
+        cells = _lock(cur, version_id, {code: revision})
         _as(cur, actor, reason, "edit")
-        _update(cur, version_id, code, fields)
-    return _outcome(db, version_id, [code])
+        if fields.get("code"):
+            cur.execute("select 1 from grid_cell where version_id = %s and code = %s", (version_id, fields["code"]))
+            if cur.fetchone():
+                raise Conflict(f"version {version_id} has a cell {fields['code']} already")
+        if fields:
+            _update(cur, version_id, code, fields)
+        cell_id, code = cells[code]["id"], fields.get("code", code)
+        if staff is not None:
+            cur.execute("delete from cell_staff where cell_id = %s", (cell_id,))
+            grid_store.assign_staff(cur, version_id, [{**person, "cell_code": code} for person in staff])
+    answer = _outcome(db, version_id, [code])
+    return {**answer, "removed": [cells_code for cells_code in cells if cells_code != code]}  # the old code
 
 
 def create_cell(db, version_id, *, code, name, geometry, actor, reason="", kind="regular", population=None,
@@ -335,7 +355,8 @@ def _point(value, name):
 
 def as_feature(cell):
     """A cell as the editor gets it: a GeoJSON Feature with its revision."""
-    props = {k: cell[k] for k in ("code", "name", "level", "kind", "population", "parent_code", "revision")}
+    props = {k: cell[k] for k in ("code", "name", "level", "kind", "population", "parent_code", "revision",
+                                  "staff")}
     return {"type": "Feature", "id": cell["code"], "geometry": cell["geometry"],
             "properties": {**props, "area_m2": round(float(cell["area_m2"]), 1)}}
 

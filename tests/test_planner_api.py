@@ -138,3 +138,23 @@ def test_bad_edits_say_why_and_change_nothing(client, draft, method, path, body,
 def test_the_active_version_cannot_be_edited(client, active):  # noqa: F811
     r = client.put(f"/api/v1/versions/1/cells/{SW}", json={**ACTOR, "revision": 1, "name": "甲"})
     assert r.status_code == 409 and "draft" in r.json["message"]
+
+
+def test_a_cells_code_and_staff_can_change(client, draft):
+    staff = [{"post": "grid_worker", "name": "王五", "phone": "13800000001"},
+             {"post": "网格长", "name": "赵六", "phone": "13800000002"}]
+    r = client.put(f"/api/v1/versions/{draft}/cells/{SW}", json={**ACTOR, "revision": 1, "code": "410105001001007",
+                                                                "staff": staff})
+    assert r.status_code == 200, r.json
+    cell = r.json["cells"][0]
+    assert cell["id"] == "410105001001007" and cell["properties"]["revision"] == 2
+    assert sorted((p["post"], p["name"]) for p in cell["properties"]["staff"]) == [
+        ("grid_head", "赵六"), ("grid_worker", "王五")]
+    r = client.put(f"/api/v1/versions/{draft}/cells/410105001001007", json={**ACTOR, "revision": 2, "staff": [
+        {"post": "street_head", "name": "钱七", "phone": "13800000003"}]})
+    assert r.status_code == 400 and "belongs to level 1" in r.json["details"][0]
+    r = client.put(f"/api/v1/versions/{draft}/cells/410105001001007", json={**ACTOR, "revision": 2, "code": "4101"})
+    assert r.status_code == 400 and "code must be 15 digits" in r.json["message"]
+    r = client.put(f"/api/v1/versions/{draft}/cells/410105001001007", json={**ACTOR, "revision": 2, "code": SW2})
+    assert r.status_code == 409 and f"has a cell {SW2} already" in r.json["message"]
+    assert len(cells(client, draft, "410105001001007")["410105001001007"]["properties"]["staff"]) == 2

@@ -130,3 +130,23 @@ def test_split_preview_the_moved_report_activate_and_the_routing_follows(page, l
     keep_screenshot(page, "planner-activated.png")
     assert page.errors == []
     assert page.outside == []
+
+
+def test_a_cells_name_code_and_staff_edited_in_the_form_and_undone(page, live_server, client, draft):  # noqa: F811
+    open_planner(page, live_server)
+    zoom_to_south_west(page)
+    click(page, X0 + 0.005, Y0 + 0.01)
+    page.wait_for_selector("#cell:not([hidden])")
+    page.fill("#cell input[name=code]", "410105001001008")
+    page.fill("#cell input[name=name]", "幸福里网格")
+    page.fill("#cell textarea[name=staff]", "grid_worker,王五,13800000001")
+    page.click("#cell button[type=submit]")
+    assert "✓" in status_after(page, "Edit")
+    cell = client.get(f"/api/v1/versions/{draft}/cells?codes=410105001001008").json["features"][0]["properties"]
+    assert (cell["name"], [s["name"] for s in cell["staff"]]) == ("幸福里网格", ["王五"])
+    assert page.evaluate(f"() => planner.S.features.has('{SW}')") is False
+    page.click("#undo")
+    status_after(page, "Undone")
+    cell = client.get(f"/api/v1/versions/{draft}/cells?codes={SW}").json["features"][0]["properties"]
+    assert (cell["name"], cell["staff"]) == ("西街道南社区第1网格", [])
+    assert page.errors == []

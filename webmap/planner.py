@@ -48,7 +48,8 @@ def save_cell(version_id, code):
     body = _body()
     return jsonify(grid_edit.save_cell(get_db(), version_id, code, revision=_revision(body), **_who(body),
                                        geometry=body.get("geometry"), name=body.get("name"), kind=body.get("kind"),
-                                       population=body.get("population")))
+                                       population=body.get("population"), new_code=body.get("code"),
+                                       staff=body.get("staff")))
 
 
 @bp.post(API + "/cells")

@@ -185,18 +185,34 @@
     if (form.hidden) return;
     const p = props([...S.selected][0]);
     $("cell-title").textContent = `${p.name} · ${p.code} · r${p.revision}`;
-    form.code.value = p.code; form.code.disabled = true;
+    form.code.value = p.code;
     form.name.value = p.name; form.kind.value = p.kind;
     form.population.value = p.population ?? "";
+    form.staff.value = staffText(p.staff);
+  }
+
+  function staffText(staff) { return (staff || []).map((s) => `${s.post},${s.name},${s.phone}`).join("\n"); }
+
+  function staffList(text) {
+    return text.split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
+      const [post, name, phone] = line.split(/[,，]/).map((part) => (part || "").trim());
+      return { post, name, phone };
+    });
   }
 
   $("cell").addEventListener("submit", (e) => {
     e.preventDefault();
     const code = [...S.selected][0], before = props(code), form = e.target;
-    const fields = (p) => ({ name: p.name, kind: p.kind, population: p.population === "" ? null : Number(p.population) });
-    const after = { name: form.name.value, kind: form.kind.value, population: form.population.value };
-    const put = (f) => () => api("PUT", `/cells/${code}`, { revision: rev(code), ...f });
-    edit("修改属性 Edit", put(fields(after)), () => put(fields({ ...before, population: before.population ?? "" })));
+    const fields = (p) => ({ code: p.code, name: p.name, kind: p.kind, staff: staffList(p.staff),
+                             population: p.population === "" || p.population === null ? null : Number(p.population) });
+    const after = { code: form.code.value, name: form.name.value, kind: form.kind.value,
+                    population: form.population.value, staff: form.staff.value };
+    const was = { ...before, staff: staffText(before.staff) };
+    // the cell is named by the code it has when the request goes: a code change is undone on the new code
+    const put = (from, f) => () => api("PUT", `/cells/${from}`, { revision: rev(from), ...fields(f) });
+    edit("修改属性 Edit", put(code, after), () => put(after.code, was)).then((answer) => {
+      if (answer && after.code !== code) select(after.code, false);
+    });
   });
 
   // --- split, merge, delete, new --------------------------------------------------------------------
