@@ -109,9 +109,11 @@
     S.selected.delete(code);
   }
 
+  const ZOOM_IN = "放大地图以编辑此层级 Zoom in to edit this level";
   async function loadCells() {
     if (!S.version) return;
-    if (map.getZoom() < CONFIG.min_zoom[S.level]) { say("放大地图以编辑此层级 Zoom in to edit this level"); return; }
+    if (map.getZoom() < CONFIG.min_zoom[S.level]) { say(ZOOM_IN); return; }
+    if ($("status").textContent === ZOOM_IN) say("");
     const b = map.getBounds();
     const q = new URLSearchParams({ level: S.level, limit: 5000,
       bbox: [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(",") });
