@@ -103,12 +103,12 @@ def save_cell(db, version_id, code, *, revision, actor, reason="", geometry=None
                 raise Conflict(f"version {version_id} has a cell {fields['code']} already")
         if fields:
             _update(cur, version_id, code, fields)
-        cell_id, code = cells[code]["id"], fields.get("code", code)
+        now = fields.get("code", code)
         if staff is not None:
-            cur.execute("delete from cell_staff where cell_id = %s", (cell_id,))
-            grid_store.assign_staff(cur, version_id, [{**person, "cell_code": code} for person in staff])
-    answer = _outcome(db, version_id, [code])
-    return {**answer, "removed": [cells_code for cells_code in cells if cells_code != code]}  # the old code
+            cur.execute("delete from cell_staff where cell_id = %s", (cells[code]["id"],))
+            grid_store.assign_staff(cur, version_id, [{**person, "cell_code": now} for person in staff])
+    # a new code: the editor drops the cell under its old one
+    return {**_outcome(db, version_id, [now]), "removed": [code] if now != code else []}
 
 
 def create_cell(db, version_id, *, code, name, geometry, actor, reason="", kind="regular", population=None,
