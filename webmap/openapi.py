@@ -286,6 +286,70 @@ ACTIVATION_PATHS = {
             "413": _ERROR}}},
 }
 
+# The planners' editor (webmap/planner.py): every edit names who (and why), and the revisions it was made on.
+_WHO = {"actor": {"type": "string", "minLength": 1, "description": "who edits (until users sign in)"},
+        "reason": {"type": "string", "maxLength": 2000}}
+_GEOMETRY = {"type": "object", "description": "GeoJSON Polygon or MultiPolygon, EPSG:4326"}
+_EDITED = {"200": {"description": "cells (as they are now, with revisions), removed (codes), problems (GeoJSON)",
+                   "content": {"application/json": {"schema": {"type": "object"}}}},
+           "400": _ERROR, "404": _ERROR,
+           "409": {"description": "a revision moved on (details: the cells as they are now), not a draft, or the "
+                                  "database refused", "content": {"application/json": {
+                                      "schema": {"$ref": "#/components/schemas/Error"}}}}}
+
+
+def _edit(summary, properties, required=(), path=()):
+    return {"summary": summary, "parameters": [_path("version", {"type": "integer"}, "a draft version"), *path],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["actor", *required], "properties": {**_WHO, **properties}}}}},
+            "responses": _EDITED}
+
+
+_CODE = _path("code", {"type": "string", "pattern": "^[0-9]+$"}, "the cell's code")
+_REVISION = {"revision": {"type": "integer", "description": "the revision the edit was made on"}}
+EDITOR_PATHS = {
+    "/api/v1/versions/{version}/cells": {
+        "get": {"summary": "Cells of a version with their revisions, for the editor",
+                "parameters": [_path("version", {"type": "integer"}, "version id"),
+                               _query("codes", {"type": "string"}, "comma-separated codes"),
+                               _query("level", {"type": "integer", "minimum": 0, "maximum": 3}, "with bbox"),
+                               _query("bbox", {"type": "string"}, "min_lon,min_lat,max_lon,max_lat"),
+                               _query("limit", {"type": "integer", "minimum": 1, "maximum": 20000}, "default 5,000")],
+                "responses": {"200": {"description": "cells", "content": {"application/geo+json": {
+                    "schema": {"$ref": "#/components/schemas/FeatureCollection"}}}}, "400": _ERROR, "404": _ERROR}},
+        "post": _edit("A new cell (level from its code, parent from its place unless given)", {
+            "code": {"type": "string"}, "name": {"type": "string"}, "geometry": _GEOMETRY,
+            "kind": {"type": "string", "enum": ["regular", "special"]}, "population": {"type": "integer"},
+            "parent_code": {"type": "string"}}, ("code", "name", "geometry"))},
+    "/api/v1/versions/{version}/cells/{code}": {
+        "put": _edit("Save one cell", {**_REVISION, "geometry": _GEOMETRY, "name": {"type": "string"},
+                                       "kind": {"type": "string", "enum": ["regular", "special"]},
+                                       "population": {"type": "integer", "minimum": 0}, "code": {"type": "string"},
+                                       "staff": {"type": "array", "items": {"type": "object"}}},
+                     ("revision",), (_CODE,)),
+        "delete": _edit("Delete a cell (refused while it has children); answers the gap it leaves", _REVISION,
+                        ("revision",), (_CODE,))},
+    "/api/v1/versions/{version}/cells/{code}/split": {"post": _edit(
+        "Cut a cell in two along a line", {**_REVISION, "line": {"type": "object", "description": "GeoJSON LineString"},
+                                          "new_code": {"type": "string"}, "new_name": {"type": "string"}},
+        ("revision", "line"), (_CODE,))},
+    "/api/v1/versions/{version}/merge": {"post": _edit(
+        "Merge cells of one level and parent", {"revisions": {"type": "object", "additionalProperties": {
+            "type": "integer"}}, "keep": {"type": "string"}}, ("revisions",))},
+    "/api/v1/versions/{version}/move-vertex": {"post": _edit(
+        "Move a vertex in every cell of the version that has it (a shared boundary moves for all)", {
+            "from": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+            "to": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+            "revisions": {"type": "object", "additionalProperties": {"type": "integer"}}}, ("from", "to"))},
+    "/api/v1/versions/{version}/edits": {"get": {
+        "summary": "The version's edit log, newest first",
+        "parameters": [_path("version", {"type": "integer"}, "version id"),
+                       _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 100")],
+        "responses": {"200": {"description": "edits", "content": {"application/json": {"schema": {"type": "array"}}}},
+                      "404": _ERROR}}},
+}
+
+
 def document():
     geojson = {"application/geo+json": {"schema": {"$ref": "#/components/schemas/FeatureCollection"}}}
     return {
@@ -365,7 +429,13 @@ def document():
                     _AS_OF,
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 20000}, "at most 20,000")],
                 "responses": {"200": {"description": "cells", "content": geojson}, "400": _ERROR, "404": _ERROR}}},
-            "/api/v1/versions": {"get": {
+            "/api/v1/versions": {"post": {
+                "summary": "A draft copied from a version (the active one by default): cells, parents, staff",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["actor"], "properties": {
+                        **_WHO, "from": {"type": "integer"}, "note": {"type": "string"}}}}}},
+                "responses": {"201": {"description": "the draft", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}, "400": _ERROR, "404": _ERROR}}, "get": {
                 "summary": "Grid versions, newest first; with as_of the one version active then",
                 "parameters": [_AS_OF],
                 "responses": {"200": {"description": "versions (an array), or with as_of one version (an object)",
@@ -373,6 +443,7 @@ def document():
                                           {"type": "array", "items": {"type": "object"}}, {"type": "object"}]}}}},
                               "400": _ERROR, "404": _ERROR}}},
             "/api/v1/versions/{a}/diff/{b}": {"get": VERSION_DIFF},
+            **EDITOR_PATHS,
             "/api/v1/versions/{version}/problems": {"get": {
                 "summary": "Every partition problem of a version (overlaps, gaps, slivers, …) as GeoJSON",
                 "parameters": [_path("version", {"type": "integer"}, "version id"),
