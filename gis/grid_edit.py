@@ -256,8 +256,7 @@ def _as(cur, actor, reason, operation):
     """Who, why and what, for the database's edit log of this transaction."""
     if not isinstance(actor, str) or not actor.strip():
         raise BadInput("actor must name who edits (until users sign in)")
-    cur.execute("select set_config('gridmap.actor', %s, true), set_config('gridmap.reason', %s, true),"
-                "       set_config('gridmap.operation', %s, true)", (actor.strip(), reason or "", operation))
+    grid_store.edits_by(cur, actor.strip(), operation, reason)
 
 
 def _lock(cur, version_id, revisions):

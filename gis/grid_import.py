@@ -158,6 +158,7 @@ def import_cells(db, path, options, *, commit=False):
 
 def write_cells(cur, cells, options, *, source, committed):
     """Write checked cells (from :func:`read_cells`) inside the caller's transaction."""
+    grid_store.edits_by(cur, options.actor, "import", options.note)
     if options.version_id is None:
         version = grid_store.create_draft(cur, created_by=options.actor, note=options.note, source=source)
         options.version_id, new_version = version["id"], True

@@ -151,6 +151,12 @@ def activate(cur, version_id, *, actor):
     return cur.fetchone(), retired
 
 
+def edits_by(cur, actor, operation, reason=""):
+    """Who, what and why, for the database's edit log (``grid_edit``) of the cells this transaction changes."""
+    cur.execute("select set_config('gridmap.actor', %s, true), set_config('gridmap.reason', %s, true),"
+                "       set_config('gridmap.operation', %s, true)", (actor, reason or "", operation))
+
+
 def require_draft(cur, version_id):
     version = get_version(cur, version_id)
     if version["status"] != "draft":

@@ -289,3 +289,12 @@ def test_the_checks_see_a_gap_made_in_qgis(db, qgis, draft):
     stored = shapely.from_wkb(bytes(one(qgis, "select ST_AsBinary(geom) from grid_cell where code = %s", (SW,))[0]))
     edited = partition_service.check_edited_cell(db, draft, SW, stored)
     assert any(p.type == "gap" and SW in p.codes for p in edited.problems)
+
+
+def test_an_import_is_logged_as_the_importer(runner, db, tmp_path):
+    from test_grid_import import import_level
+
+    import_level(runner, fixtures.write(tmp_path / "districts.geojson", 0), 0)
+    with db.cursor() as cur:
+        cur.execute("select actor, operation, action, cell_code from grid_edit")
+        assert [tuple(r.values()) for r in cur.fetchall()] == [("tester", "import", "insert", "410105")]
