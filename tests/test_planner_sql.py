@@ -192,15 +192,16 @@ def test_imports_are_logged_too(db, runner, tmp_path, qgis):
 def test_the_reason_can_come_with_the_connection_as_the_readme_shows(qgis, draft, database_url, tmp_path,
                                                                      monkeypatch):
     options = r"-c gridmap.reason=redraw\ the\ 金水\ boundary -c gridmap.actor=张三"
-    # a URI: DATABASE_URL with &options=..., percent-encoded
-    uri = f"{database_url}&options={quote(options, safe='')}"
+    # a URI with &options=..., percent-encoded (database_url may be key=value: rebuilt as a URI here)
+    dsn = psycopg2.extensions.parse_dsn(database_url)
+    uri = (f"postgresql://{dsn['user']}@/{dsn['dbname']}?host={dsn['host']}&port={dsn.get('port', 5432)}"
+           f"&options={quote(options, safe='')}")
     assert "options=-c%20gridmap.reason%3Dredraw%5C%20the%5C%20%E9%87%91%E6%B0%B4%5C%20boundary" in uri
     conn = psycopg2.connect(uri)
     sql(conn, "update grid_cell set name = 'A' where code = %s", (SW,))
     conn.close()
     assert (last_edit(qgis)["actor"], last_edit(qgis)["reason"]) == ("张三", "redraw the 金水 boundary")
     # a pg_service.conf entry, which QGIS's connection dialog takes as "Service"
-    dsn = psycopg2.extensions.parse_dsn(database_url)
     (tmp_path / "pg_service.conf").write_text(
         f"[gridmap-draft]\nhost={dsn['host']}\nport={dsn['port']}\ndbname={dsn['dbname']}\nuser={dsn['user']}\n"
         "options=-c gridmap.reason=new\\ school\\ district\n", encoding="utf-8")
