@@ -51,3 +51,16 @@ def test_bad_settings_say_what_is_wrong(text, message):
     with pytest.raises(ValueError) as err:
         basemaps.parse(text)
     assert message in str(err.value)
+
+
+def test_the_content_security_policy_lets_in_only_the_app_and_the_base_maps_tiles():
+    from webmap.security import content_security_policy
+
+    offline = content_security_policy(basemaps.parse("none"))
+    assert "script-src 'self'" in offline and "connect-src 'self'" in offline
+    assert "img-src 'self' data: blob:;" in offline + ";"
+    amap = content_security_policy(basemaps.parse(
+        "gcj02:https://webrd0{s}.is.autonavi.com/appmaptile?style=8&x={x}&y={y}&z={z}", subdomains="1234"))
+    assert "img-src 'self' data: blob: https://*.is.autonavi.com" in amap
+    tianditu = content_security_policy(basemaps.parse("tianditu:abc123"))
+    assert "https://*.tianditu.gov.cn" in tianditu

@@ -114,3 +114,10 @@ def test_index_page_loads_nothing_from_outside(client):
     html = client.get("/").get_data(as_text=True)
     assert "/vendor/leaflet/leaflet.js" in html
     assert "http://" not in html and "https://" not in html
+
+
+def test_every_answer_carries_the_security_headers(client):
+    for path in ("/health", "/map", "/api/v1/versions"):
+        headers = client.get(path).headers
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert (headers["X-Content-Type-Options"], headers["X-Frame-Options"]) == ("nosniff", "DENY")

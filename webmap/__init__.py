@@ -38,9 +38,10 @@ def create_app(test_config=None):
     app.extensions["gridmap_case_rules"] = app.config.get("CASE_RULES") or CaseRules.from_settings(settings)
 
     from webmap import (activation, api, case_pages, cases, i18n, live, map_page, open311, openapi, pages, planner,
-                        reports, stats, tiles, vendor, versions)
+                        reports, security, stats, tiles, vendor, versions)
 
     i18n.init_app(app)
+    security.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(map_page.bp)
     app.register_blueprint(planner.bp)
