@@ -262,9 +262,8 @@ def _as(cur, actor, reason, operation):
 def _lock(cur, version_id, revisions):
     """Lock the version's row and the named cells; refuse a version that is not a draft, a missing cell or a
     revision that moved on. Returns the cells as :func:`_read` does."""
-    grid_store.get_version(cur, version_id)
-    cur.execute("select status from grid_version where id = %s for share", (version_id,))
-    grid_store.require_draft(cur, version_id)
+    cur.execute("select 1 from grid_version where id = %s for share", (version_id,))
+    grid_store.require_draft(cur, version_id)  # (NotFound when there is no such version)
     if not revisions:
         return {}
     cur.execute("select code from grid_cell where version_id = %s and code = any(%s) order by code for update",

@@ -11,6 +11,7 @@ import re
 from psycopg2.extras import execute_values
 
 from gis.errors import BadInput, Conflict, NotFound
+from gis.incidents import CHINA_TIME
 
 LEVELS = (0, 1, 2, 3)
 CODE_LENGTH = {0: 6, 1: 9, 2: 12, 3: 15}
@@ -59,7 +60,6 @@ def resolve_version(cur, version_id=None):
     return row
 
 
-CHINA_TIME = dt.timezone(dt.timedelta(hours=8))
 
 
 def version_as_of(cur, when):

@@ -25,6 +25,20 @@ REPORTER_FIELDS = ("name", "phone", "email", "device_id", "account_id")
 CHINA_TIME = dt.timezone(dt.timedelta(hours=8))
 
 
+def parse_time(text, name, naive=CHINA_TIME):
+    """An ISO 8601 date (its midnight) or date-time; without a zone it is taken in ``naive``; None for none.
+
+    Raises :class:`BadInput` naming ``name`` when the text is not one."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"{name} must be an ISO 8601 date or date-time; got {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=naive)
+
+
 @dataclass(frozen=True)
 class Report:
     """A checked report, ready to store. ``lon``/``lat`` are WGS84; ``x``/``y`` as given, in ``crs``."""

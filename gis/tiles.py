@@ -25,7 +25,7 @@ import numpy as np
 
 from gis import crs as crs_mod
 from gis.errors import BadInput, NotFound
-from gis.incidents import CHINA_TIME, CLOSED_STATES, OPEN_STATES
+from gis.incidents import CLOSED_STATES, OPEN_STATES, parse_time
 
 MAX_ZOOM = 22
 EXTENT = 4096   # ST_AsMVTGeom's default
@@ -111,7 +111,7 @@ def parse_filters(args):
     BadInput
         A date that cannot be read, dates in the wrong order, a malformed category, an unknown status.
     """
-    since, until = _time(args, "since"), _time(args, "until")
+    since, until = parse_time(args.get("since"), "since"), parse_time(args.get("until"), "until")
     if since and until and since > until:
         raise BadInput(f"dates in the wrong order: since {since.isoformat()} is after until {until.isoformat()}")
     subclasses, classes = [], []
@@ -131,17 +131,6 @@ def parse_filters(args):
         else:
             raise BadInput(f"status {word!r} is not one of open, overdue, {', '.join(known)}")
     return TileFilters(since, until, tuple(subclasses), tuple(classes), tuple(dict.fromkeys(states)), overdue)
-
-
-def _time(args, name):
-    text = (args.get(name) or "").strip()
-    if not text:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadInput(f"{name} must be an ISO 8601 date or date-time; got {text!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=CHINA_TIME)
 
 
 def _listed(args, name):

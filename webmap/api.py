@@ -1,11 +1,9 @@
 """``/api/v1``: grid versions, cells and partition problems as JSON and GeoJSON."""
-import datetime as dt
-
 import shapely
 import shapely.geometry
 from flask import Blueprint, jsonify, request
 
-from gis import grid_store, partition_service, problem_report
+from gis import grid_store, incidents, partition_service, problem_report
 from gis.errors import BadInput
 from gis.partition_checks import Tolerances
 from webmap import get_db
@@ -24,14 +22,10 @@ def grids():
     the answer's ``truncated`` says when more matched).
     """
     level = int_arg("level", 0, 3)
-    version_id = int_arg("version", 1, None)
-    as_of = time_arg("as_of")
-    if as_of is not None and version_id is not None:
-        raise BadInput("give version or as_of, not both")
     limit = int_arg("limit", 1, MAX_FEATURES) or MAX_FEATURES
     bbox = parse_bbox(request.args.get("bbox"))
     with get_db().cursor() as cur:
-        version = grid_store.version_as_of(cur, as_of) if as_of else grid_store.resolve_version(cur, version_id)
+        version = version_arg(cur)
         body = grid_store.grids_geojson(cur, version_id=version["id"], level=level, bbox=bbox, limit=limit)
     return geojson_response(body)
 
@@ -117,15 +111,22 @@ def parse_bbox(text):
     return x0, y0, x1, y1
 
 
-def time_arg(name):
-    """A date (its midnight) or date-time query parameter; without a zone it is China time (in grid_store)."""
-    text = (request.args.get(name) or "").strip()
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadInput(f"{name} must be an ISO 8601 date (YYYY-MM-DD) or date-time; got {text!r}") from None
+def time_arg(name, naive=incidents.CHINA_TIME):
+    """A date (its midnight) or date-time query parameter; without a zone it is taken in ``naive``."""
+    return incidents.parse_time(request.args.get(name), name, naive)
+
+
+def version_arg(cur, *, required=True):
+    """The grid version a request names by ``version`` (id) or ``as_of`` (the one active then); else the active
+    one — None when none is active and it is not ``required`` (NotFound when it is)."""
+    version_id, as_of = int_arg("version", 1, None), time_arg("as_of")
+    if version_id is not None and as_of is not None:
+        raise BadInput("give version or as_of, not both")
+    if as_of is not None:
+        return grid_store.version_as_of(cur, as_of)
+    if version_id is not None or required:
+        return grid_store.resolve_version(cur, version_id)
+    return grid_store.active_version(cur)
 
 
 def int_arg(name, low, high):

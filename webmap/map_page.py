@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from gis import cell_card, density, event_classes, grid_store, live, tiles
 from gis.errors import BadInput
 from webmap import get_db, i18n
-from webmap.api import int_arg, time_arg
+from webmap.api import int_arg, version_arg
 
 bp = Blueprint("map_page", __name__)
 
@@ -23,7 +23,7 @@ MARKER_ZOOM = 15  # incidents are drawn one by one from this zoom on, clustered
 @bp.get("/map")
 def live_map():
     with get_db().cursor() as cur:
-        version = _shown_version(cur)
+        version = version_arg(cur, required=False)  # a past grid on the map, or the active one
         bounds = grid_store.extent(cur, version["id"]) if version else None
         services = event_classes.services(cur)
         _, live_cursor = live.tail(cur, 0)  # the counts the tiles will bring include every event up to here
@@ -64,18 +64,6 @@ def cell(code):
     filters = tiles.parse_filters(request.args)
     with get_db().cursor() as cur:
         return jsonify(cell_card.card(cur, code, filters, int_arg("version", 1, None)))
-
-
-def _shown_version(cur):
-    """``?version=`` or ``?as_of=`` (the version active then): a past grid on the map; else the active one."""
-    version_id, as_of = int_arg("version", 1, None), time_arg("as_of")
-    if version_id is not None and as_of is not None:
-        raise BadInput("give version or as_of, not both")
-    if as_of is not None:
-        return grid_store.version_as_of(cur, as_of)
-    if version_id is not None:
-        return grid_store.get_version(cur, version_id)
-    return grid_store.active_version(cur)
 
 
 def _categories(services, lang):

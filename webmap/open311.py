@@ -14,7 +14,8 @@ from werkzeug.exceptions import HTTPException
 from gis import api_keys, event_classes, incidents
 from gis.errors import BadInput, Forbidden, GridMapError, NotFound
 from webmap import get_db, submit_report
-from webmap.reports import MAX_BODY, list_arg, parse_time
+from webmap.api import time_arg
+from webmap.reports import MAX_BODY, list_arg
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
@@ -121,8 +122,8 @@ def list_requests(fmt):
     if ids:  # the specification: ids override every other filter
         query = incidents.Query(ids=ids, limit=MAX_REQUESTS)
     else:
-        end = parse_time("end_date", dt.timezone.utc) or dt.datetime.now(dt.timezone.utc)
-        start = parse_time("start_date", dt.timezone.utc) or end - DEFAULT_SPAN
+        end = time_arg("end_date", dt.timezone.utc) or dt.datetime.now(dt.timezone.utc)
+        start = time_arg("start_date", dt.timezone.utc) or end - DEFAULT_SPAN
         if not start <= end:
             raise BadInput("start_date must be before end_date")
         if end - start > DEFAULT_SPAN:

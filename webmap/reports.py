@@ -1,5 +1,4 @@
 """``/api/v1/reports``: field reports in (JSON or form data) and out (JSON and GeoJSON)."""
-import datetime as dt
 
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import UnsupportedMediaType
@@ -7,7 +6,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from gis import incidents
 from gis.errors import BadInput
 from webmap import get_db, submit_report
-from webmap.api import geojson_response, int_arg, parse_bbox
+from webmap.api import geojson_response, int_arg, parse_bbox, time_arg
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1/reports")
 
@@ -52,8 +51,8 @@ def index():
         categories=list_arg("category"),
         statuses=list_arg("status"),
         routing_statuses=_routing_statuses(),
-        since=parse_time("since"),
-        until=parse_time("until"),
+        since=time_arg("since"),
+        until=time_arg("until"),
         after=int_arg("after", 1, None),
         limit=int_arg("limit", 1, MAX_PAGE) or 100,
     )
@@ -90,13 +89,3 @@ def _routing_statuses():
     return values
 
 
-def parse_time(name, naive=incidents.CHINA_TIME):
-    """A date or date-time query parameter; without a zone it is taken in ``naive`` (China time)."""
-    text = request.args.get(name)
-    if not text:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadInput(f"{name} must be an ISO 8601 date or date-time; got {text!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=naive)
