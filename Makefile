@@ -37,12 +37,16 @@ CATALOGUES := $(patsubst %.po,%.mo,$(wildcard webmap/translations/*/LC_MESSAGES/
 
 setup: $(BIN)/.installed node_modules/.installed $(CATALOGUES)
 	@scripts/system-deps.sh $(SYSTEM_DEPS_FLAGS)
+	@# the key that signs session cookies: made once, kept out of the repository (GRIDMAP_SECRET_KEY overrides it)
+	@$(BIN)/python -c 'from gis.settings import Settings, ensure_secret_key; ensure_secret_key(Settings.from_env().state_dir)'
 
 db: setup
 ifeq ($(PRIVATE_DB),yes)
 	@scripts/devdb.sh start
 endif
 	@$(BIN)/gridmap db migrate
+	@# the first city-wide admin (password: GRIDMAP_ADMIN_PASSWORD, or a random one printed once)
+	@$(BIN)/gridmap user init-admin
 
 run: db
 	@$(BIN)/gridmap demo load

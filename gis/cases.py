@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from gis import case_workflow, live
 from gis.case_workflow import LEVELS
-from gis.errors import BadInput, Conflict, GridMapError, NotFound
+from gis.access import CITY_SCOPE
+from gis.errors import BadInput, Conflict, Forbidden, GridMapError, NotFound
 from gis.work_calendar import CALENDAR_CSV, WorkCalendar
 
 CHINA_TIME = dt.timezone(dt.timedelta(hours=8))
@@ -56,8 +57,11 @@ class ActionRequest:
     location: tuple | None = None  # (lon, lat, accuracy_m or None)
 
 
-def parse_action(data, *, now=None):
-    """Check an action's JSON body; :class:`BadInput` names the first wrong field."""
+def parse_action(data, *, now=None, signed_in=None, default_unit=None):
+    """Check an action's JSON body; :class:`BadInput` names the first wrong field.
+
+    ``signed_in``: the name of who is signed in, recorded as the actor (a body's ``actor.name`` is then not
+    needed, and not believed); ``default_unit``: the unit acting when the body names none."""
     if not isinstance(data, dict):
         raise BadInput("an action is an object with action, version and actor")
     unknown = set(data) - ACTION_FIELDS
@@ -71,10 +75,15 @@ def parse_action(data, *, now=None):
         raise BadInput("version is required: the case version you acted on (the case's case.version), "
                        "so that a concurrent change is not overwritten")
     actor = data.get("actor")
-    if not isinstance(actor, dict) or not isinstance(actor.get("name"), str) or not actor["name"].strip():
+    if signed_in is not None and actor is None:
+        actor = {"name": signed_in, "unit": default_unit}
+    if not isinstance(actor, dict) or (signed_in is None and (not isinstance(actor.get("name"), str)
+                                                              or not actor["name"].strip())):
         raise BadInput('actor is required: {"name": "...", "unit": "kind:code"}, the person and the unit acting')
     if set(actor) - {"name", "unit"}:
         raise BadInput(f"actor has unknown field(s) {', '.join(sorted(set(actor) - {'name', 'unit'}))}")
+    if signed_in is not None:
+        actor = {"name": signed_in, "unit": actor.get("unit") or default_unit}
     unit = actor.get("unit")
     if not isinstance(unit, str) or not unit.strip():
         raise BadInput("actor.unit is required: the unit acting, e.g. 'street:410102001', 'department:CGJ'")
@@ -164,19 +173,24 @@ _CASE_ROW = """
 """
 
 
-def act(db, public_id, request, rules=Rules(), *, now=None, system=False):
+def act(db, public_id, request, rules=Rules(), *, scope=CITY_SCOPE, now=None, system=False):
     """Apply ``request`` (an :class:`ActionRequest`) to the case of incident ``public_id``; returns the case.
 
+    ``scope``: the actor's (:mod:`gis.access`): a case outside it is not found, and the acting unit must be
+    one the scope may act as (:class:`Forbidden` otherwise).
     ``system``: the platform itself acts (the tick): no unit is checked. Raises :class:`NotFound`,
     :class:`BadInput` (a wrong field, a date out of order, an extension beyond the maximum) or
     :class:`Conflict` (a stale version, a unit that does not hold the case, an action the state forbids).
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     with db.cursor() as cur:
-        cur.execute(_CASE_ROW + " where i.public_id = %s for update of i", (public_id,))
+        cur.execute(_CASE_ROW + " where i.public_id = %s and " + scope.incident_filter_text(cur) + " for update of i",
+                    (public_id,))
         case = cur.fetchone()
         if case is None:
             raise NotFound(f"no case {public_id!r}")
+        if not system:
+            _check_unit(cur, scope, request.unit)
         if request.version != case["case_version"]:
             raise Conflict(f"case {public_id} changed since version {request.version}: it is at version "
                            f"{case['case_version']} now; reload it and act again",
@@ -213,6 +227,16 @@ def act(db, public_id, request, rules=Rules(), *, now=None, system=False):
                      moved.level, request.actor, None if system else request.unit, at, request.note,
                      _json(details), lon, lon, lat, accuracy))
         return _case_doc(cur, case["id"])
+
+
+def _check_unit(cur, scope, unit):
+    kind, code = parse_unit(unit)
+    if scope.unrestricted:
+        return
+    cur.execute("select id from grid_version where status = 'active'")
+    active = cur.fetchone()
+    if not scope.unit_allowed(cur, kind, code, active["id"] if active else None):
+        raise Forbidden(f"your scope ({scope}) may not act as {unit}")
 
 
 def _effects(cur, case, request, moved, at, rules):
@@ -340,9 +364,9 @@ def _case_doc(cur, incident_id):
     return doc
 
 
-def get(cur, public_id):
-    """One case (the incident with its events), or :class:`NotFound`."""
-    cur.execute("select id from incident where public_id = %s", (public_id,))
+def get(cur, public_id, *, scope=CITY_SCOPE):
+    """One case (the incident with its events), or :class:`NotFound` (also outside ``scope``)."""
+    cur.execute("select id from incident i where public_id = %s and " + scope.incident_filter_text(cur), (public_id,))
     row = cur.fetchone()
     if row is None:
         raise NotFound(f"no case {public_id!r}")
@@ -360,24 +384,25 @@ def parse_unit(text):
     return kind, code
 
 
-def worklist(cur, unit, *, scope="mine", overdue_only=False, limit=100, now=None):
-    """Open cases for a unit, overdue first, then by deadline, then oldest first.
+def worklist(cur, unit, *, reach="mine", overdue_only=False, limit=100, now=None, scope=CITY_SCOPE):
+    """Open cases for a unit, overdue first, then by deadline, then oldest first; only those in ``scope``.
 
-    ``scope`` ``mine``: the cases the unit holds (must act on next); ``level``: every open case owned by the
+    ``reach`` ``mine``: the cases the unit holds (must act on next); ``level``: every open case owned by the
     unit's level within its area (for a department, the cases dispatched to it).
     """
     kind, code = parse_unit(unit)
-    if scope not in ("mine", "level"):
-        raise BadInput(f"scope must be mine or level; got {scope!r}")
+    if reach not in ("mine", "level"):
+        raise BadInput(f"scope must be mine or level; got {reach!r}")
     if not 1 <= limit <= 1000:
         raise BadInput("limit must be between 1 and 1000")
     now = now or dt.datetime.now(dt.timezone.utc)
     params = {"unit": unit, "code": code, "now": now, "limit": limit}
+    visible = " and " + scope.incident_filter_text(cur)
     if kind == "department":
         where = "i.unit_kind = 'department' and i.unit_code = %(code)s"
-        if scope == "mine":
+        if reach == "mine":
             where += " and i.holder = %(unit)s"
-        return _listed(cur, where, params, overdue_only)
+        return _listed(cur, where + visible, params, overdue_only)
     # a case nobody has acted on yet belongs to its routing's deepest level: the levels below are empty
     # (said so rather than asked of routing_holder() row by row: 20 times faster on a busy grid)
     deeper = [f"i.{name}_id is null" for name in ("grid", "community", "street", "district")
@@ -385,11 +410,11 @@ def worklist(cur, unit, *, scope="mine", overdue_only=False, limit=100, now=None
     area = ("true" if kind == "city" else
             f"i.{kind}_id in (select id from grid_cell where code = %(code)s and level = {CELL_LEVEL[kind]})")
     untouched = " and ".join(["i.case_level is null", area, *deeper])
-    if scope == "mine":
+    if reach == "mine":
         where = f"(i.holder = %(unit)s or (i.holder is null and i.status = 'reported' and {untouched}))"
     else:
         where = f"((i.case_level = '{kind}' and {area}) or ({untouched}))"
-    return _listed(cur, where, params, overdue_only)
+    return _listed(cur, where + visible, params, overdue_only)
 
 
 def _listed(cur, where, params, overdue_only):
@@ -406,14 +431,14 @@ def _listed(cur, where, params, overdue_only):
     return [r["doc"] for r in cur.fetchall()]
 
 
-def overdue(cur, *, now=None, limit=1000):
-    """Open cases past their deadline, most overdue first: ``(public_id, due_at, holder, status)`` rows.
-
-    A query, so it is right at any moment whether or not the tick has run."""
+def overdue(cur, *, now=None, limit=1000, scope=CITY_SCOPE):
+    """Open cases past their deadline in ``scope``, most overdue first: ``(public_id, due_at, holder, status)``
+    rows. A query, so it is right at any moment whether or not the tick has run."""
     cur.execute("""select i.public_id, i.due_at, i.holder, i.status, i.case_level
                      from incident i
-                    where i.status in ('dispatched', 'in_progress') and i.due_at < %s
-                    order by i.due_at, i.id limit %s""", (now or dt.datetime.now(dt.timezone.utc), limit))
+                    where i.status in ('dispatched', 'in_progress') and i.due_at < %s and """
+                + scope.incident_filter_text(cur) + " order by i.due_at, i.id limit %s",
+                (now or dt.datetime.now(dt.timezone.utc), limit))
     return cur.fetchall()
 
 

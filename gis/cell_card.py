@@ -7,6 +7,7 @@ Incidents count here by the same rules as on the map's tiles (:mod:`gis.tiles`):
 level, in this version or, by code, in another one; filtered by time, category and status alike.
 """
 from gis import grid_store
+from gis.access import CITY_SCOPE
 from gis.errors import NotFound
 from gis.tiles import FILTER_SQL, LEVEL_COLUMNS, TileFilters, filter_params
 
@@ -45,7 +46,7 @@ select i.status, i.category, s.name_zh, s.name_en, count(*)::int as n,
 """
 
 
-def card(cur, code, filters=TileFilters(), version_id=None):
+def card(cur, code, filters=TileFilters(), version_id=None, *, scope=CITY_SCOPE):
     """A cell's card: identity, parents, staff with phones, counts by status, top categories.
 
     Parameters
@@ -69,9 +70,10 @@ def card(cur, code, filters=TileFilters(), version_id=None):
     Raises
     ------
     NotFound
-        No such version, or no cell of that code in it.
+        No such version, or no cell of that code in it inside ``scope`` (:mod:`gis.access`).
     """
     version = grid_store.resolve_version(cur, version_id)
+    scope.require_cell(cur, version["id"], code)
     cur.execute(_CELL_SQL, {"version": version["id"], "code": code})
     cell = cur.fetchone()
     if cell is None:
@@ -81,7 +83,7 @@ def card(cur, code, filters=TileFilters(), version_id=None):
     cur.execute(_ANCESTORS_SQL, {"id": cell["id"]})
     cell["ancestors"] = [dict(r) for r in cur.fetchall()]
     cur.execute(_TALLY_SQL.format(column=LEVEL_COLUMNS[cell["level"]], filters=FILTER_SQL),
-                {**filter_params(filters), "same_code": same_code})
+                {**filter_params(filters, scope), "same_code": same_code})
     rows = cur.fetchall()
     by_status, by_category = {}, {}
     for r in rows:

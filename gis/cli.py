@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from psycopg2.extras import RealDictCursor
 
-from gis import api_keys, cases, event_classes, grid_export, grid_import, grid_store, partition_service, problem_report
+from gis import cases, event_classes, grid_export, grid_import, grid_store, partition_service, problem_report
 from gis.db import Database, migrate
 from gis.errors import BadInput, GridMapError
 from gis.partition_checks import Tolerances
@@ -388,44 +388,6 @@ def route_file_cmd(**options):
 
 # --- API keys ---------------------------------------------------------------------------------------
 
-@main.group()
-def key():
-    """API keys for field devices and Open311 clients."""
-
-
-@key.command("create")
-@click.argument("name")
-@pass_ctx
-@reports_errors
-def key_create_cmd(ctx, name):
-    """Create a key; it is printed once and only its hash is kept."""
-    with ctx.db.cursor() as cur:
-        secret = api_keys.create(cur, name, created_by=ctx.settings.actor)
-    click.echo(secret)
-    click.echo(f"created API key {name!r}; store it now, it cannot be shown again", err=True)
-
-
-@key.command("revoke")
-@click.argument("name")
-@pass_ctx
-@reports_errors
-def key_revoke_cmd(ctx, name):
-    """Revoke a key at once."""
-    with ctx.db.cursor() as cur:
-        api_keys.revoke(cur, name)
-    click.echo(f"revoked API key {name!r}")
-
-
-@key.command("list")
-@pass_ctx
-@reports_errors
-def key_list_cmd(ctx):
-    with ctx.db.cursor() as cur:
-        for row in api_keys.list_keys(cur):
-            state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "in use"
-            click.echo(f"{row['name']:<24} {state:<24} created {row['created_at']:%Y-%m-%d} by {row['created_by']}")
-
-
 # --- demo -------------------------------------------------------------------------------------------
 
 @main.group()
@@ -593,3 +555,11 @@ def map_export_cmd(ctx, out, **options):
 
 if __name__ == "__main__":
     main()
+
+
+# users, API keys and the audit log: gis/cli_access.py (imported last: it builds on the helpers above)
+from gis import cli_access  # noqa: E402
+
+main.add_command(cli_access.user)
+main.add_command(cli_access.key)
+main.add_command(cli_access.audit)

@@ -22,7 +22,8 @@ from operator import itemgetter
 import numpy as np
 
 from gis.errors import BadInput, NotFound
-from gis.tiles import FILTER_SQL, LEVEL_COLUMNS, TileFilters, filter_params
+from gis.access import CITY_SCOPE
+from gis.tiles import FILTER_SQL, LEVEL_COLUMNS, SCOPE_CELLS_SQL, TileFilters, filter_params
 
 # measure → (Chinese, English) name, as the legends show it
 MEASURES = {
@@ -72,7 +73,7 @@ select c.id, c.code, c.name, c.level, c.area_m2 / 1e6 as area_km2, c.population,
   from grid_cell c
   left join routed r on r.routed_id = c.id
   left join ({other}) x on x.code = c.code
- where c.version_id = %(version)s and c.level = %(level)s{within}
+ where c.version_id = %(version)s and c.level = %(level)s{within} and {in_scope}
 """
 _OTHER = """select o.code, sum(r.n) as n, sum(r.n_open) as n_open, sum(r.n_overdue) as n_overdue
                from grid_cell o join routed r on r.routed_id = o.id
@@ -98,8 +99,8 @@ _WITHIN_SQL = """
                     select id from under where level = %(level)s)"""
 
 
-def cell_counts(cur, level, filters=TileFilters(), version_id=None, parent_code=None):
-    """Every cell of a level with the incidents that match the filters.
+def cell_counts(cur, level, filters=TileFilters(), version_id=None, parent_code=None, *, scope=CITY_SCOPE):
+    """Every cell of a level inside ``scope`` (:mod:`gis.access`) with the incidents that match the filters.
 
     Parameters
     ----------
@@ -142,20 +143,22 @@ def cell_counts(cur, level, filters=TileFilters(), version_id=None, parent_code=
     cur.execute("set local jit = off")
     # a plain cursor in the same transaction: RealDictRow costs ~100 ms more for the 25,708 unit grids
     with cur.connection.cursor() as plain:
-        plain.execute(*cells_query(level, filters, version["id"], version["others"], parent_code))
+        plain.execute(*cells_query(level, filters, version["id"], version["others"], parent_code, scope,
+                                   scope.cell_ids(cur, version["id"])))
         names = [column.name for column in plain.description]
         # ordered here: an `order by c.code` sorted 25,708 wide rows in ~15 ms, Python sorts them in ~5
         return sorted((dict(zip(names, row)) for row in plain), key=itemgetter("code"))
 
 
-def cells_query(level, filters, version_id, other_versions=(), parent_code=None):
+def cells_query(level, filters, version_id, other_versions=(), parent_code=None, scope=CITY_SCOPE,
+                scope_cells=None):
     """The SQL text and its parameters of :func:`cell_counts` (for it and for EXPLAIN)."""
     column, within = LEVEL_COLUMNS[level], _WITHIN_SQL if parent_code is not None else ""
     routed = (_ROUTED_ALL if parent_code is None else _ROUTED_UNDER).format(column=column, within=within)
     sql = _CELLS_SQL.format(column=column, routed=routed, filters=FILTER_SQL, within=within,
-                            other=_OTHER if other_versions else _NO_OTHER)
+                            other=_OTHER if other_versions else _NO_OTHER, in_scope=SCOPE_CELLS_SQL)
     return sql, dict(version=version_id, others=list(other_versions), level=level, parent=parent_code,
-                     **filter_params(filters))
+                     **filter_params(filters, scope), scope_cells=scope_cells)
 
 
 def measure_values(rows, measure):
@@ -254,7 +257,7 @@ def classify(rows, measure="count", scheme="quantiles", k=5):
 
 
 def classes(cur, level, filters=TileFilters(), measure="count", scheme="quantiles", k=5, version_id=None,
-            parent_code=None):
+            parent_code=None, *, scope=CITY_SCOPE):
     """:func:`classify` of :func:`cell_counts`, with the ``level``: the body of ``GET /api/v1/map/classes``.
 
     Under a ``parent_code`` it also lists the ``codes`` of the cells classified, so that the map can grey
@@ -263,9 +266,9 @@ def classes(cur, level, filters=TileFilters(), measure="count", scheme="quantile
     """
     _measure(measure)
     class_breaks([], scheme, k)
-    rows = cell_counts(cur, level, filters, version_id, parent_code)
+    rows = cell_counts(cur, level, filters, version_id, parent_code, scope=scope)
     body = {"level": level, **classify(rows, measure, scheme, k)}
-    if parent_code is not None:
+    if parent_code is not None or not scope.is_city:
         body["codes"] = [row["code"] for row in rows]
     return body
 

@@ -29,6 +29,12 @@ class BadInput(GridMapError):
     http_status = HTTPStatus.BAD_REQUEST
 
 
+class Unauthorized(GridMapError):
+    """Nobody is signed in and no valid API key came with the request."""
+
+    http_status = HTTPStatus.UNAUTHORIZED
+
+
 class Forbidden(GridMapError):
     """The caller may not do this: no key, a revoked key, or outside its rights."""
 

@@ -53,7 +53,8 @@ from zoneinfo import ZoneInfo
 
 from psycopg2 import sql
 
-from gis.errors import BadInput, NotFound
+from gis.access import CITY_SCOPE
+from gis.errors import BadInput, Forbidden, NotFound
 
 CHINA = ZoneInfo("Asia/Shanghai")
 AREA_LEVELS = {"district": 0, "street": 1, "community": 2, "grid": 3}
@@ -369,7 +370,7 @@ def _query(level):
     return sql.SQL(_QUERY).format(**{k: sql.SQL(v) for k, v in parts.items()})
 
 
-def evaluate(cur, level, period, *, within=None, weights=None, as_of=None):
+def evaluate(cur, level, period, *, within=None, weights=None, as_of=None, scope=CITY_SCOPE):
     """Indicators, score and rank of every unit of ``level`` over ``period``: an :class:`Evaluation`.
 
     Parameters
@@ -384,9 +385,13 @@ def evaluate(cur, level, period, *, within=None, weights=None, as_of=None):
         ``"closure_rate:0.5,on_time_rate:0.5"`` or a dict; default: table score_weight.
     as_of : datetime, optional
         Count as of this moment instead of now (the cutoff is min(period end, as_of)).
+    scope : gis.access.Scope
+        Whose evaluation: a department sees its own row of the department ranking (with its rank among
+        all); a district, street or community the units inside it, at its level or below.
     """
     if level not in LEVELS:
         raise BadInput(f"level must be one of {', '.join(LEVELS)}; got {level!r}")
+    within = _scoped_within(cur, level, within, scope)
     if weights is None:
         weights = stored_weights(cur)
     else:
@@ -397,6 +402,8 @@ def evaluate(cur, level, period, *, within=None, weights=None, as_of=None):
     rows.sort(key=_ranking)
     for n, row in enumerate(rows, start=1):
         row["rank"] = n
+    if scope.department is not None:
+        rows = [row for row in rows if row["code"] == scope.department]
     return Evaluation(level, period, params["cutoff"], weights, [_ordered(r, level) for r in rows])
 
 
@@ -453,6 +460,28 @@ def _within_cell(cur, version_id, code, level):
     if level in AREA_LEVELS and cell["level"] > AREA_LEVELS[level]:
         raise BadInput(f"within: {code} ({cell['name']}) is below the {level} level; it holds no {level} units")
     return cell["id"]
+
+
+def _scoped_within(cur, level, within, scope):
+    """The ``within`` a scope allows (its own cell by default); Forbidden for levels it may not rank."""
+    if scope.department is not None:
+        if level != "department":
+            raise Forbidden(f"a department's handlers see the department ranking only (level=department); "
+                            f"your scope is {scope}")
+        return within
+    if scope.is_city:
+        return within
+    if level == "department":
+        raise Forbidden(f"the department ranking is city-wide; your scope is {scope}")
+    if level in AREA_LEVELS and AREA_LEVELS[level] < scope.level:
+        raise Forbidden(f"your scope is {scope}: rank units at its level or below, not {level}s")
+    if within is None:
+        return scope.code
+    cur.execute("select id from grid_version where status = 'active'")
+    active = cur.fetchone()
+    if active is not None:
+        scope.require_cell(cur, active["id"], str(within).strip())
+    return within
 
 
 def _finish(row, level, weights):

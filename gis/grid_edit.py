@@ -25,7 +25,8 @@ import shapely.ops
 from psycopg2.extras import RealDictCursor
 
 from gis import grid_store, partition_service, problem_report
-from gis.errors import BadInput, Conflict, NotFound
+from gis.access import CITY_SCOPE
+from gis.errors import BadInput, Conflict, Forbidden, NotFound
 
 KINDS = ("regular", "special")
 VERTEX_TOLERANCE_DEG = 1e-7  # ~1 cm: vertices this close are the same vertex of neighbouring cells
@@ -65,7 +66,7 @@ def new_draft(db, *, actor, source_version=None, note=""):
 
 
 def save_cell(db, version_id, code, *, revision, actor, reason="", geometry=None, name=None, kind=None,
-              population=None, new_code=None, staff=None):
+              population=None, new_code=None, staff=None, scope=CITY_SCOPE):
     """Change one cell; only the fields given change. Returns :func:`_outcome` of it.
 
     ``new_code``: a new code (of the same length: the level stays); ``staff``: the cell's people, replacing
@@ -94,7 +95,7 @@ def save_cell(db, version_id, code, *, revision, actor, reason="", geometry=None
         fields["population"] = population
     if not fields and staff is None:
         raise BadInput("nothing to change: give geometry, name, kind, population, new_code or staff")
-    with _editing(db) as cur:
+    with _editing(db, scope, version_id) as cur:
         cells = _lock(cur, version_id, {code: revision})
         _as(cur, actor, reason, "edit")
         if fields.get("code"):
@@ -112,7 +113,7 @@ def save_cell(db, version_id, code, *, revision, actor, reason="", geometry=None
 
 
 def create_cell(db, version_id, *, code, name, geometry, actor, reason="", kind="regular", population=None,
-                parent_code=None):
+                parent_code=None, scope=CITY_SCOPE):
     """A new cell; its level follows from its code, its parent from ``parent_code`` or its place."""
     geom = _polygon(geometry)
     if not isinstance(code, str) or not code.isdigit():
@@ -121,7 +122,7 @@ def create_cell(db, version_id, *, code, name, geometry, actor, reason="", kind=
         raise BadInput("name must be a non-empty string")
     if kind not in KINDS:
         raise BadInput(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
-    with _editing(db) as cur:
+    with _editing(db, scope, version_id) as cur:
         _lock(cur, version_id, {})
         cur.execute("select 1 from grid_cell where version_id = %s and code = %s", (version_id, code))
         if cur.fetchone():
@@ -140,9 +141,9 @@ def create_cell(db, version_id, *, code, name, geometry, actor, reason="", kind=
     return _outcome(db, version_id, [code])
 
 
-def delete_cell(db, version_id, code, *, revision, actor, reason=""):
+def delete_cell(db, version_id, code, *, revision, actor, reason="", scope=CITY_SCOPE):
     """Remove a cell (and its staff assignments); one with children is refused by the database."""
-    with _editing(db) as cur:
+    with _editing(db, scope, version_id) as cur:
         cells = _lock(cur, version_id, {code: revision})
         _as(cur, actor, reason, "delete")
         cur.execute("delete from cell_staff where cell_id = %s", (cells[code]["id"],))
@@ -150,14 +151,15 @@ def delete_cell(db, version_id, code, *, revision, actor, reason=""):
     return {"cells": [], "removed": [code], "problems": _hole_left(db, version_id, cells[code])}
 
 
-def split_cell(db, version_id, code, line, *, revision, actor, reason="", new_code=None, new_name=None):
+def split_cell(db, version_id, code, line, *, revision, actor, reason="", new_code=None, new_name=None,
+               scope=CITY_SCOPE):
     """Cut a cell in two along ``line`` (GeoJSON LineString crossing it from edge to edge).
 
     The cell keeps its code, staff and the larger part; the other part becomes a new cell (``new_code``, or
     the next free code among its siblings), and the cell's children go to the part holding most of them.
     """
     cutter = _line(line)
-    with _editing(db) as cur:
+    with _editing(db, scope, version_id) as cur:
         cells = _lock(cur, version_id, {code: revision})
         cell = cells[code]
         parts = shapely.ops.split(shapely.geometry.shape(cell["geometry"]), cutter)
@@ -177,7 +179,7 @@ def split_cell(db, version_id, code, line, *, revision, actor, reason="", new_co
     return _outcome(db, version_id, [code, new_code])
 
 
-def merge_cells(db, version_id, revisions, *, actor, reason="", keep=None):
+def merge_cells(db, version_id, revisions, *, actor, reason="", keep=None, scope=CITY_SCOPE):
     """Merge cells of one level and one parent into the one kept (``keep``: the first code by default).
 
     ``revisions``: ``{code: revision}`` of every cell merged. The others' children move to the kept cell;
@@ -188,7 +190,7 @@ def merge_cells(db, version_id, revisions, *, actor, reason="", keep=None):
     keep = keep or next(iter(revisions))
     if keep not in revisions:
         raise BadInput(f"the cell kept, {keep}, must be one of those merged")
-    with _editing(db) as cur:
+    with _editing(db, scope, version_id) as cur:
         cells = _lock(cur, version_id, revisions)
         if len({(c["level"], c["parent_code"]) for c in cells.values()}) != 1:
             raise BadInput("only cells of the same level and the same parent can be merged")
@@ -205,13 +207,13 @@ def merge_cells(db, version_id, revisions, *, actor, reason="", keep=None):
     return {**_outcome(db, version_id, [keep]), "removed": [c["code"] for c in removed]}
 
 
-def move_vertex(db, version_id, source, target, *, actor, reason="", revisions=None):
+def move_vertex(db, version_id, source, target, *, actor, reason="", revisions=None, scope=CITY_SCOPE):
     """Move the vertex at ``source`` ([lon, lat]) to ``target`` in every cell of the version that has it.
 
     ``revisions``: ``{code: revision}`` of the cells the editor showed; any of them changed since → 409.
     """
     source, target = _point(source, "from"), _point(target, "to")
-    with _editing(db) as cur:
+    with _editing(db, scope, version_id) as cur:
         _lock(cur, version_id, revisions or {})
         cur.execute("""select code from grid_cell
                         where version_id = %s and ST_DWithin(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s)
@@ -243,13 +245,41 @@ def move_vertex(db, version_id, source, target, *, actor, reason="", revisions=N
 
 
 @contextmanager
-def _editing(db):
-    """One transaction; the database's own refusals (a delete leaving children, a bad code) become 409s."""
+def _editing(db, scope=CITY_SCOPE, version_id=None):
+    """One transaction; the database's own refusals (a delete leaving children, a bad code) become 409s.
+
+    For an editor with a scope smaller than the city (:mod:`gis.access`), every cell the transaction changed
+    — as the database's edit log of this transaction tells, so that neighbours moved along, children
+    re-parented and cells created count too — must have been inside the scope before or be inside it after,
+    and every cell still there must be inside it after; else Forbidden, and nothing is changed."""
     try:
         with db.cursor() as cur:
+            before = None if scope.is_city else _scope_codes(cur, scope, version_id)
             yield cur
+            if before is not None:
+                _check_scope(cur, scope, version_id, before)
     except (psycopg2.IntegrityError, psycopg2.errors.RaiseException) as exc:
         raise Conflict(f"the database refused the edit: {exc.diag.message_primary}") from None
+
+
+def _scope_codes(cur, scope, version_id):
+    cur.execute("select code from grid_cell where id = any(%s)", (scope.cell_ids(cur, version_id),))
+    return {r["code"] for r in cur.fetchall()}
+
+
+def _check_scope(cur, scope, version_id, before):
+    cur.execute("""select distinct e.cell_code, exists (select 1 from grid_cell c
+                                                        where c.version_id = e.version_id and c.code = e.cell_code)
+                                                  as still_there
+                     from grid_edit e where e.version_id = %s and e.xact = pg_current_xact_id()""", (version_id,))
+    changed = cur.fetchall()
+    after = _scope_codes(cur, scope, version_id)
+    outside = sorted(r["cell_code"] for r in changed
+                     if (r["still_there"] and r["cell_code"] not in after)
+                     or (not r["still_there"] and r["cell_code"] not in before))
+    if outside:
+        raise Forbidden(f"the edit would change cell {', '.join(outside)}, outside your scope ({scope}); "
+                        "nothing was changed")
 
 
 def _as(cur, actor, reason, operation):
@@ -399,11 +429,13 @@ def _hole_left(db, version_id, cell, min_area_m2=1.0):
     return {"type": "FeatureCollection", "features": features}
 
 
-def cells_geojson(db, version_id, *, codes=None, level=None, bbox=None, limit=5000):
+def cells_geojson(db, version_id, *, codes=None, level=None, bbox=None, limit=5000, scope=CITY_SCOPE):
     """Cells of a version as editor features (revision included): named by ``codes``, or those of ``level``
-    in ``bbox`` (min_lon, min_lat, max_lon, max_lat); at most ``limit``, ``truncated`` says when more."""
+    in ``bbox`` (min_lon, min_lat, max_lon, max_lat); at most ``limit``, ``truncated`` says when more. Only
+    those inside ``scope``."""
     with db.cursor() as cur:
         grid_store.get_version(cur, version_id)
+        inside = scope.cell_ids(cur, version_id)
         if codes is not None:
             cells = list(_read(cur, version_id, codes).values())
         else:
@@ -412,6 +444,9 @@ def cells_geojson(db, version_id, *, codes=None, level=None, bbox=None, limit=50
                                            "ST_MakeEnvelope(%s, %s, %s, %s, 4326)") + " limit %s",
                         (version_id, level, level, *(bbox or (-180, -90, 180, 90)), limit + 1))
             cells = [dict(r) for r in cur.fetchall()]
+        if inside is not None:
+            inside = set(inside)
+            cells = [c for c in cells if c["id"] in inside]
     truncated = len(cells) > limit
     return {"type": "FeatureCollection", "version": version_id, "truncated": truncated,
             "features": [as_feature(c) for c in cells[:limit]]}

@@ -117,11 +117,13 @@ def cell_counts(cur, version_id):
     return {row["level"]: row["n"] for row in cur.fetchall()}
 
 
-def extent(cur, version_id):
-    """``[min_lon, min_lat, max_lon, max_lat]`` of a version's cells, or None when it has none."""
+def extent(cur, version_id, code=None):
+    """``[min_lon, min_lat, max_lon, max_lat]`` of a version's cells (or of its cell ``code``), or None when
+    there are none."""
     cur.execute("select ST_XMin(e) as x0, ST_YMin(e) as y0, ST_XMax(e) as x1, ST_YMax(e) as y1"
-                "  from (select ST_Extent(geom) as e from grid_cell where version_id = %s and level = 0) s",
-                (version_id,))
+                "  from (select ST_Extent(geom) as e from grid_cell where version_id = %s"
+                "           and (case when %s::text is null then level = 0 else code = %s end)) s",
+                (version_id, code, code))
     row = cur.fetchone()
     return None if row["x0"] is None else [row["x0"], row["y0"], row["x1"], row["y1"]]
 
@@ -166,7 +168,7 @@ def require_draft(cur, version_id):
 
 # --- cells ----------------------------------------------------------------------------------------
 
-def grids_geojson(cur, *, version_id, level=None, bbox=None, limit=None):
+def grids_geojson(cur, *, version_id, level=None, bbox=None, limit=None, cell_ids=None):
     """The cells of a version as a GeoJSON FeatureCollection (a dict), built by PostGIS.
 
     Parameters
@@ -177,9 +179,14 @@ def grids_geojson(cur, *, version_id, level=None, bbox=None, limit=None):
         ``(min_lon, min_lat, max_lon, max_lat)``; cells intersecting it.
     limit : int, optional
         At most this many features; the answer says when more matched.
+    cell_ids : list of int, optional
+        Only these cells: the asker's scope (:meth:`gis.access.Scope.cell_ids`); None for all.
     """
     where = ["c.version_id = %(version)s"]
     params = {"version": version_id}
+    if cell_ids is not None:
+        where.append("c.id = any(%(cell_ids)s::bigint[])")
+        params["cell_ids"] = list(cell_ids)
     if level is not None:
         where.append("c.level = %(level)s")
         params["level"] = check_level(level)

@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from gis import crs as crs_mod
+from gis.access import CITY_SCOPE
 from gis.errors import BadInput, Conflict, NotFound
 
 MAX_DESCRIPTION = 4000
@@ -235,9 +236,10 @@ def _docs(cur, ids):
     return [row["doc"] for row in cur.fetchall()]
 
 
-def get(cur, public_id):
-    """One incident by its public id, or :class:`NotFound`."""
-    cur.execute("select d.doc from incident i, incident_docs(array[i.id]) d where i.public_id = %s", (public_id,))
+def get(cur, public_id, *, scope=CITY_SCOPE):
+    """One incident by its public id, or :class:`NotFound` (also when it lies outside ``scope``)."""
+    cur.execute("select d.doc from incident i, incident_docs(array[i.id]) d where i.public_id = %s and "
+                + scope.incident_filter_text(cur), (public_id,))
     row = cur.fetchone()
     if row is None:
         raise NotFound(f"no report {public_id!r}")
@@ -261,9 +263,9 @@ class Query:
     limit: int = 100
 
 
-def search(cur, query):
-    """Incidents matching ``query``, newest first: ``(rows, next_cursor)``."""
-    where, params = ["true"], []
+def search(cur, query, *, scope=CITY_SCOPE):
+    """Incidents matching ``query`` inside ``scope``, newest first: ``(rows, next_cursor)``."""
+    where, params = [scope.incident_filter_text(cur)], []
     if query.bbox:
         where.append("i.geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
         params += list(query.bbox)

@@ -22,6 +22,9 @@ from typing import NamedTuple
 
 import psycopg2
 
+from psycopg2 import sql
+
+from gis.access import CITY_SCOPE
 from gis.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -101,7 +104,24 @@ def read_after(cur, cursor, limit=100):
         return [_event(row) for row in plain.fetchall()]
 
 
-def tail(cur, n):
+def read_visible(cur, cursor, limit, scope):
+    """:func:`read_after` for someone of ``scope`` (:mod:`gis.access`): ``(events, cursor, scanned)`` — the
+    events of the next ``limit`` whose incidents are in scope, the cursor to read on from (the last event
+    scanned, visible or not) and how many were scanned (``limit``: read again at once)."""
+    events = read_after(cur, cursor, limit)
+    if not events:
+        return [], cursor, 0
+    if scope.unrestricted:
+        return events, events[-1].cursor, len(events)
+    with cur.connection.cursor() as plain:
+        plain.execute(sql.SQL("""select e.id from live_event e join incident i on i.id = e.incident_id
+                                  where e.id = any(%s) and {}""").format(scope.incident_filter("i")),
+                      ([e.cursor.id for e in events],))
+        visible = {row[0] for row in plain.fetchall()}
+    return [e for e in events if e.cursor.id in visible], events[-1].cursor, len(events)
+
+
+def tail(cur, n, scope=CITY_SCOPE):
     """The newest ``n`` deliverable events, oldest first, and the cursor to follow the feed from.
 
     Parameters
@@ -121,7 +141,14 @@ def tail(cur, n):
                           order by e.xact desc, e.id desc
                           limit %s""", (max(n, 1),))
         newest_first = [_event(row) for row in plain.fetchall()]
-    cursor = newest_first[0].cursor if newest_first else START
+        cursor = newest_first[0].cursor if newest_first else START
+        if not scope.unrestricted and n > 0:
+            plain.execute(sql.SQL("""select e.xact::text, e.id, e.kind, e.data
+                                       from live_event e join incident i on i.id = e.incident_id
+                                      where e.xact < pg_snapshot_xmin(pg_current_snapshot()) and {}
+                                      order by e.xact desc, e.id desc
+                                      limit %s""").format(scope.incident_filter("i")), (n,))
+            newest_first = [_event(row) for row in plain.fetchall()]
     return newest_first[:n][::-1], cursor
 
 

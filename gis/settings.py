@@ -18,6 +18,9 @@ GRIDMAP_MAX_EXTENSION_H  extensions reach at most this far past a deadline (h)  
 GRIDMAP_BASEMAP          the live map's base map (see gis/basemaps.py)               none
 GRIDMAP_BASEMAP_ATTR...  ... its credit line (GRIDMAP_BASEMAP_ATTRIBUTION)           ''
 GRIDMAP_BASEMAP_SUBD...  ... the values of ``{s}`` (GRIDMAP_BASEMAP_SUBDOMAINS)      abc
+GRIDMAP_SECRET_KEY       signs the session cookies (keep it secret; same in every    ``<state>/secret_key``
+                         worker)                                                     (``make setup``)
+GRIDMAP_SECURE_COOKIES   send cookies over HTTPS only (1 behind TLS)                 0
 =======================  ==========================================================  ================
 """
 import getpass
@@ -43,6 +46,8 @@ class Settings:
     escalate_after_h: float = 8.0   # hours of each case's time basis (working hours for most)
     max_extension_h: float = 40.0
     basemap: dict = field(default_factory=lambda: basemaps.parse("none"))
+    secret_key: str = ""
+    secure_cookies: bool = False
 
     @classmethod
     def from_env(cls, env=None):
@@ -64,7 +69,28 @@ class Settings:
             max_extension_h=_non_negative(env, "GRIDMAP_MAX_EXTENSION_H", 40.0),
             basemap=basemaps.parse(env.get("GRIDMAP_BASEMAP"), env.get("GRIDMAP_BASEMAP_ATTRIBUTION", ""),
                                    env.get("GRIDMAP_BASEMAP_SUBDOMAINS") or "abc"),
+            secret_key=env.get("GRIDMAP_SECRET_KEY") or _read_secret(state_dir / "secret_key"),
+            secure_cookies=_flag(env, "GRIDMAP_SECURE_COOKIES", False),
         )
+
+
+def _read_secret(path):
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def ensure_secret_key(state_dir):
+    """Write ``<state>/secret_key`` (readable by its owner only) unless it exists; `make setup` calls this."""
+    import secrets
+    path = Path(state_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+    return path
 
 
 def _non_negative(env, name, default):

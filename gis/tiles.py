@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gis import crs as crs_mod
+from gis.access import CITY_SCOPE
 from gis.errors import BadInput, NotFound
 from gis.incidents import CLOSED_STATES, OPEN_STATES, parse_time
 
@@ -144,12 +145,18 @@ FILTER_SQL = """(%(since)s::timestamptz is null or i.reported_at >= %(since)s::t
        and (not %(by_category)s or i.category = any(%(subclasses)s::text[])
             or left(i.category, 2) = any(%(classes)s::text[]))
        and (not %(by_status)s or i.status = any(%(states)s::text[])
-            or (%(overdue)s and i.status in ('dispatched', 'in_progress') and i.due_at < now()))"""
+            or (%(overdue)s and i.status in ('dispatched', 'in_progress') and i.due_at < now()))
+       and (%(department)s::text is null
+            or i.category in (select code from event_subclass where department_code = %(department)s::text))"""
+# The cells (alias ``c``) inside the asker's scope: %(scope_cells)s is None for the whole city, else the ids
+# of gis.access.Scope.cell_ids (a constant list, so the usual city-wide case costs nothing).
+SCOPE_CELLS_SQL = "(%(scope_cells)s::bigint[] is null or c.id = any(%(scope_cells)s::bigint[]))"
 
 
-def filter_params(filters):
-    """The bound parameters of :data:`FILTER_SQL` for a :class:`TileFilters`."""
-    return dict(since=filters.since, until=filters.until,
+def filter_params(filters, scope=CITY_SCOPE):
+    """The bound parameters of :data:`FILTER_SQL` for a :class:`TileFilters` and the asker's scope (its
+    department's subclasses only, for a department's handlers)."""
+    return dict(since=filters.since, until=filters.until, department=scope.department,
                 by_category=bool(filters.subclasses or filters.classes),
                 subclasses=list(filters.subclasses), classes=list(filters.classes),
                 by_status=filters.by_status, states=list(filters.states), overdue=filters.overdue)
@@ -180,6 +187,7 @@ with clipped as materialized (
       from grid_cell c
      where c.version_id = %(version)s and c.level = %(level)s
        and c.geom && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326)
+       and {in_scope}
 ), cell as (
     select * from clipped where geom is not null
 ), same_code as (
@@ -290,13 +298,14 @@ select v.id, array(select o.id from grid_version o where o.id <> v.id order by o
 """
 
 
-def tile_query(address, filters, version_id, other_versions=()):
-    """The SQL text and its parameters for one tile (for the tile itself and for EXPLAIN)."""
+def tile_query(address, filters, version_id, other_versions=(), scope=CITY_SCOPE, scope_cells=None):
+    """The SQL text and its parameters for one tile (for the tile itself and for EXPLAIN); ``scope_cells``
+    are the ids of the cells of ``scope`` (:meth:`gis.access.Scope.cell_ids`), None for the whole city."""
     box, affine = tile_placement(address)
-    sql = _TILE_SQL.format(column=LEVEL_COLUMNS[address.level], filters=FILTER_SQL,
+    sql = _TILE_SQL.format(column=LEVEL_COLUMNS[address.level], filters=FILTER_SQL, in_scope=SCOPE_CELLS_SQL,
                            geom=_MERCATOR if affine is None else _SHIFTED)
     params = dict(z=address.z, x=address.x, y=address.y, level=address.level, version=version_id,
-                  others=list(other_versions), **filter_params(filters),
+                  others=list(other_versions), **filter_params(filters, scope), scope_cells=scope_cells,
                   **dict(zip(("west", "south", "east", "north"), box)),
                   **dict(zip(("a", "b", "d", "e", "xoff", "yoff"), affine or ())),
                   tolerance=2 * _HALF_WORLD / 2 ** address.z / EXTENT / 2,  # half a tile unit, in metres
@@ -304,8 +313,9 @@ def tile_query(address, filters, version_id, other_versions=()):
     return sql, params
 
 
-def cell_tile(cur, address, filters=TileFilters(), version_id=None):
-    """One tile as MVT bytes; ``b""`` when no cell of the level touches it.
+def cell_tile(cur, address, filters=TileFilters(), version_id=None, *, scope=CITY_SCOPE):
+    """One tile as MVT bytes; ``b""`` when no cell of the level touches it. Only the cells and incidents
+    inside ``scope`` (:mod:`gis.access`) are in it.
 
     Parameters
     ----------
@@ -333,6 +343,7 @@ def cell_tile(cur, address, filters=TileFilters(), version_id=None):
     # tile 17.5 → 5.9 ms), and a map asks for a screenful of tiles at once, which keeps the cores busy.
     cur.execute("set local jit = off")
     cur.execute("set local max_parallel_workers_per_gather = 0")
-    cur.execute(*tile_query(address, filters, version["id"], version["others"]))
+    cur.execute(*tile_query(address, filters, version["id"], version["others"], scope,
+                            scope.cell_ids(cur, version["id"])))
     row = cur.fetchone()
     return bytes(row["mvt"]) if row and row["mvt"] is not None else b""

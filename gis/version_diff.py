@@ -24,6 +24,7 @@ Attribute changes are compared as stored: name (*renamed*), kind, population and
 every attribute that differs.
 """
 from gis import grid_store
+from gis.access import CITY_SCOPE
 
 CHANGES = ("added", "removed", "reshaped", "renamed", "modified")
 
@@ -91,7 +92,7 @@ select (select coalesce(json_agg(json_build_object(
 """.replace("{gained}", PIECES_SQL.format("geom_b", "geom_a")).replace("{lost}", PIECES_SQL.format("geom_a", "geom_b"))
 
 
-def diff(cur, a, b, level=None, *, min_area_m2=1.0, noise_m=0.01):
+def diff(cur, a, b, level=None, *, min_area_m2=1.0, noise_m=0.01, scope=CITY_SCOPE):
     """The changes from version ``a`` to version ``b``.
 
     Parameters
@@ -118,6 +119,8 @@ def diff(cur, a, b, level=None, *, min_area_m2=1.0, noise_m=0.01):
     ------
     NotFound
         When either version does not exist.
+
+    Only the cells inside ``scope`` (:mod:`gis.access`) in either version are compared and counted.
     """
     for version_id in (a, b):
         grid_store.get_version(cur, version_id)
@@ -129,6 +132,14 @@ def diff(cur, a, b, level=None, *, min_area_m2=1.0, noise_m=0.01):
     row = cur.fetchone()
     changes = [_with_area_change(c) for c in row["changes"]]
     counts = dict.fromkeys(CHANGES + ("unchanged",), 0) | (row["counts"] or {})
+    if not scope.is_city:
+        cur.execute("select distinct code from grid_cell where id = any(%s) and (%s::int is null or level = %s)",
+                    (scope.cell_ids(cur, a) + scope.cell_ids(cur, b), level, level))
+        inside = {r["code"] for r in cur.fetchall()}
+        changes = [c for c in changes if c["code"] in inside]
+        counts = dict.fromkeys(CHANGES, 0) | {"unchanged": len(inside) - len(changes)}
+        for c in changes:
+            counts[c["change"]] += 1
     return {"a": a, "b": b, "level": level, "counts": counts, "changes": changes}
 
 

@@ -10,11 +10,13 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from gis import cases, event_classes
+from gis import api_keys, cases, event_classes
 from gis.db import Database, migrate, recreate_database, sibling_database_url
 from gis.settings import Settings
 
-GRID_TABLES = "live_event, case_event, incident_routing, incident, api_key, cell_staff, staff, grid_cell, grid_version"
+GRID_TABLES = ("audit_log, user_session, app_user, live_event, case_event, incident_routing, incident, api_key, "
+               "cell_staff, staff, grid_cell, grid_version")
+ADMIN_KEY_NAME = "test-admin"
 
 
 def _test_database_url():
@@ -55,14 +57,35 @@ def app(db, database_url):
     from webmap import create_app
 
     # routed in SQL: the tests that want the web worker's own router ask for it (test_reports.py)
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "ROUTE_IN_WORKER": False})
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "ROUTE_IN_WORKER": False,
+                      "SECRET_KEY": "tests-only"})
+    # the tests act as a city-wide admin with an API key, but for those about who may do what
+    # (test_access.py) and the browser's, which sign in through the login page
+    with app.extensions["gridmap_db"].cursor() as cur:
+        app.config["TEST_ADMIN_KEY"] = api_keys.create(cur, ADMIN_KEY_NAME, created_by="tests", role="admin",
+                                                       per_minute=None)
     yield app
     app.extensions["gridmap_db"].close()
 
 
 @pytest.fixture
 def client(app):
+    """A test client that sends the city-wide admin's API key."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {app.config['TEST_ADMIN_KEY']}"
+    return client
+
+
+@pytest.fixture
+def anonymous(app):
+    """A test client without a key or a session."""
     return app.test_client()
+
+
+@pytest.fixture
+def admin_headers(app):
+    """Headers for requests over HTTP (live_server) as the city-wide admin."""
+    return {"Authorization": f"Bearer {app.config['TEST_ADMIN_KEY']}"}
 
 
 @pytest.fixture

@@ -28,16 +28,46 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
+BROWSER_PASSWORD = "browser-tests-only"
+
+
+def new_page(browser):
+    """A page in a fresh context that records console errors and requests to other hosts."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = context.new_page()
     page.errors, page.outside = [], []
     page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.on("request", lambda r: urlparse(r.url).hostname not in ("127.0.0.1", None) and page.outside.append(r.url))
+    return page
+
+
+def sign_in(page, base, name, password=BROWSER_PASSWORD):
+    """Through the sign-in form, as a user would; lands on a JSON page (no page's requests to wait for)."""
+    page.goto(f"{base}/login?next=/api/v1/me")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/api/v1/me")
+
+
+def add_user(app, name, role="admin", scope=None, department=None):
+    from gis import users
+    from gis.access import Scope
+
+    with app.extensions["gridmap_db"].cursor() as cur:
+        users.add(cur, name, role=role, scope=Scope(scope, department), password=BROWSER_PASSWORD,
+                  created_by="tests")
+
+
+@pytest.fixture
+def page(browser, app, live_server):
+    """A page signed in as a city-wide admin."""
+    add_user(app, "browser-admin")
+    page = new_page(browser)
+    sign_in(page, live_server, "browser-admin")
     yield page
-    context.close()
+    page.context.close()
 
 
 def test_index_draws_the_grid_and_shows_a_cell(page, live_server, runner, tmp_path):

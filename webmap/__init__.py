@@ -3,7 +3,7 @@
 Each view parses its input, calls one ``gis`` function and turns the result, or a ``gis`` error, into
 a response.
 """
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from gis import incidents
@@ -37,11 +37,12 @@ def create_app(test_config=None):
 
     app.extensions["gridmap_case_rules"] = app.config.get("CASE_RULES") or CaseRules.from_settings(settings)
 
-    from webmap import (activation, api, case_pages, cases, i18n, live, map_page, open311, openapi, pages, planner,
-                        reports, security, stats, tiles, vendor, versions)
+    from webmap import (activation, api, auth, case_pages, cases, i18n, live, map_page, open311, openapi, pages,
+                        planner, reports, security, stats, tiles, vendor, versions)
 
     i18n.init_app(app)
     security.init_app(app)
+    auth.init_app(app, settings)
     app.register_blueprint(pages.bp)
     app.register_blueprint(map_page.bp)
     app.register_blueprint(planner.bp)
@@ -75,7 +76,21 @@ def get_db():
     return current_app.extensions["gridmap_db"]
 
 
+def principal():
+    """Who is asking (set by webmap.auth before every view that is not public)."""
+    return g.principal
+
+
+def scope():
+    """The scope every query of this request obeys."""
+    return g.principal.scope
+
+
 def submit_report(report):
-    """Store and route a checked report with this app's settings: ``(incident, created)``."""
+    """Store and route a checked report with this app's settings: ``(incident, created)``; Forbidden when it
+    lies outside the reporter's scope."""
     ext = current_app.extensions
+    if not scope().is_city:
+        with get_db().cursor() as cur:
+            scope().require_point(cur, report.lon, report.lat, ext["gridmap_routing"].snap_m)
     return incidents.submit(ext["gridmap_db"], report, ext["gridmap_routing"], ext["gridmap_router"])

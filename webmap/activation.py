@@ -3,7 +3,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from gis import activation
 from gis.errors import BadInput
-from webmap import get_db
+from webmap import get_db, principal
 from webmap.api import geojson_response
 
 bp = Blueprint("activation", __name__, url_prefix="/api/v1/versions")
@@ -38,19 +38,19 @@ def impact(version_id):
 
 @bp.post("/<int:version_id>/activate")
 def activate(version_id):
-    """``{"actor", "force"?, "reason"?}`` → 200 with the summary; 409 when the version is not a draft, another
+    """``{"force"?, "reason"?}`` → 200 with the summary (who activates: who is signed in); 409 when the version is not a draft, another
     activation is under way, or the check found problems (counted by type in ``problems``) and ``force`` was
     not given; 400 for ``force`` without a reason."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise BadInput('send a JSON object: {"actor": "...", "force": false, "reason": "..."}')
+        raise BadInput('send a JSON object: {"force": false, "reason": "..."}')
     unknown = set(body) - {"actor", "force", "reason"}
     if unknown:
         raise BadInput(f"unknown field(s) {', '.join(sorted(unknown))}")
     force = body.get("force", False)
     if not isinstance(force, bool):
         raise BadInput("force must be true or false")
-    return jsonify(activation.activate(get_db(), version_id, actor=body.get("actor"), force=force,
+    return jsonify(activation.activate(get_db(), version_id, actor=principal().name, force=force,
                                        reason=body.get("reason"), snap_m=_snap_m()))
 
 

@@ -1,4 +1,6 @@
 """``/api/v1``: grid versions, cells and partition problems as JSON and GeoJSON."""
+import dataclasses
+
 import shapely
 import shapely.geometry
 from flask import Blueprint, jsonify, request
@@ -6,7 +8,7 @@ from flask import Blueprint, jsonify, request
 from gis import grid_store, incidents, partition_service, problem_report
 from gis.errors import BadInput
 from gis.partition_checks import Tolerances
-from webmap import get_db
+from webmap import get_db, scope
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -26,7 +28,8 @@ def grids():
     bbox = parse_bbox(request.args.get("bbox"))
     with get_db().cursor() as cur:
         version = version_arg(cur)
-        body = grid_store.grids_geojson(cur, version_id=version["id"], level=level, bbox=bbox, limit=limit)
+        body = grid_store.grids_geojson(cur, version_id=version["id"], level=level, bbox=bbox, limit=limit,
+                                        cell_ids=scope().cell_ids(cur, version["id"]))
     return geojson_response(body)
 
 
@@ -43,7 +46,7 @@ def problems(version_id):
     """Every problem of a version (or of one level against its parent level) as GeoJSON."""
     level = int_arg("level", 0, 3)
     result = partition_service.check_version(get_db(), version_id, level=level, tol=_tolerances())
-    return geojson_response(problem_report.as_geojson(result))
+    return geojson_response(problem_report.as_geojson(_in_scope(result, version_id)))
 
 
 @bp.post("/versions/<int:version_id>/check-cell")
@@ -57,9 +60,22 @@ def check_cell(version_id):
     level = body.get("level")
     if level is not None and (not isinstance(level, int) or isinstance(level, bool)):
         raise BadInput("level must be a whole number from 0 to 3")
+    if not scope().is_city:
+        with get_db().cursor() as cur:
+            scope().require_cell(cur, version_id, code)
     result = partition_service.check_edited_cell(get_db(), version_id, code, geometry, level=level,
                                                  parent_code=body.get("parent_code"), tol=_tolerances())
-    return geojson_response(problem_report.as_geojson(result))
+    return geojson_response(problem_report.as_geojson(_in_scope(result, version_id)))
+
+
+def _in_scope(result, version_id):
+    """Only the problems that involve a cell inside the asker's scope."""
+    if scope().is_city:
+        return result
+    with get_db().cursor() as cur:
+        cur.execute("select code from grid_cell where id = any(%s)", (scope().cell_ids(cur, version_id),))
+        inside = {r["code"] for r in cur.fetchall()}
+    return dataclasses.replace(result, problems=[p for p in result.problems if inside.intersection(p.codes)])
 
 
 def parse_polygon(value):

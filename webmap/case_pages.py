@@ -10,7 +10,7 @@ from flask import Blueprint, render_template, request
 
 from gis import case_workflow, cases
 from gis.errors import NotFound
-from webmap import get_db
+from webmap import get_db, scope
 
 bp = Blueprint("case_pages", __name__)
 
@@ -38,7 +38,7 @@ def case(public_id):
     """One case; its changing parts (status, timeline, map, form) are drawn by case.js from the JSON."""
     try:
         with get_db().cursor() as cur:
-            doc = cases.get(cur, public_id)
+            doc = cases.get(cur, public_id, scope=scope())
     except NotFound:
         return render_template("case_missing.html", public_id=public_id), 404
     actions = {a.name: {"name_zh": a.name_zh, "needs": list(a.needs)} for a in case_workflow.ACTIONS.values()}

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, request
 
 from gis import live
 from gis.errors import DatabaseUnavailable
-from webmap import get_db
+from webmap import get_db, scope
 from webmap.api import int_arg
 
 bp = Blueprint("live", __name__, url_prefix="/api/v1")
@@ -43,9 +43,9 @@ def events():
         cursor = live.parse_event_id(request.args["after"], "after")
     else:
         with db.cursor(autocommit=True) as cur:  # read here, so that a database that is down answers 503
-            past, cursor = live.tail(cur, DEFAULT_BACKLOG if backlog is None else backlog)
+            past, cursor = live.tail(cur, DEFAULT_BACKLOG if backlog is None else backlog, scope())
     config = {key: current_app.config.get(key, default) for key, default in DEFAULTS.items()}
-    body = _stream(db, _listener(), past, cursor, lifetime_s=config["LIVE_LIFETIME_S"],
+    body = _stream(db, _listener(), past, cursor, scope(), lifetime_s=config["LIVE_LIFETIME_S"],
                    heartbeat_s=config["LIVE_HEARTBEAT_S"], retry_ms=config["LIVE_RETRY_MS"])
     # no-cache: never replayed from a cache; X-Accel-Buffering: nginx passes each event on at once
     return Response(body, mimetype="text/event-stream",
@@ -62,7 +62,7 @@ def _listener():
     return extensions["gridmap_live"]
 
 
-def _stream(db, listener, past, cursor, *, lifetime_s, heartbeat_s, retry_ms):
+def _stream(db, listener, past, cursor, within, *, lifetime_s, heartbeat_s, retry_ms):
     ends = time.monotonic() + lifetime_s
     yield f"retry: {int(retry_ms)}\n\n"
     yield from map(_message, past)
@@ -70,17 +70,15 @@ def _stream(db, listener, past, cursor, *, lifetime_s, heartbeat_s, retry_ms):
         seen = listener.generation  # taken before reading: news during the read cuts the wait below short
         try:
             with _readers, db.cursor(autocommit=True) as cur:  # given back before sending: no connection
-                news = live.read_after(cur, cursor, BATCH)     # waits on a slow client
+                news, cursor, scanned = live.read_visible(cur, cursor, BATCH, within)  # waits on a slow client
         except DatabaseUnavailable:
             return  # the browser comes back after `retry` with its Last-Event-ID
         for event in news:
             yield _message(event)
-        if news:
-            cursor = news[-1].cursor
         left = ends - time.monotonic()
         if left <= 0:
             return
-        if len(news) < BATCH and listener.wait(seen, min(heartbeat_s, left)) == seen:
+        if scanned < BATCH and listener.wait(seen, min(heartbeat_s, left)) == seen:
             yield ": still here\n\n"  # a comment: also how a closed connection is noticed
 
 

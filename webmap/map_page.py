@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 
 from gis import cell_card, density, event_classes, grid_store, live, tiles
 from gis.errors import BadInput
-from webmap import get_db, i18n
+from webmap import get_db, i18n, scope
 from webmap.api import int_arg, version_arg
 
 bp = Blueprint("map_page", __name__)
@@ -24,7 +24,7 @@ MARKER_ZOOM = 15  # incidents are drawn one by one from this zoom on, clustered
 def live_map():
     with get_db().cursor() as cur:
         version = version_arg(cur, required=False)  # a past grid on the map, or the active one
-        bounds = grid_store.extent(cur, version["id"]) if version else None
+        bounds = grid_store.extent(cur, version["id"], scope().code) if version else None
         services = event_classes.services(cur)
         _, live_cursor = live.tail(cur, 0)  # the counts the tiles will bring include every event up to here
     lang = str(get_locale())
@@ -51,11 +51,13 @@ def classes():
     if level is None:
         raise BadInput("level is required: 0 (district) to 3 (unit grid)")
     filters = tiles.parse_filters(request.args)
+    parent, within = request.args.get("parent") or None, scope()
+    if parent is None and within.level is not None and within.level < level:
+        parent = within.code  # the cells under the scope's: the same answer, without counting the whole city
     with get_db().cursor() as cur:
         body = density.classes(cur, level, filters, measure=request.args.get("measure", "count"),
                                scheme=request.args.get("scheme", "quantiles"), k=int_arg("k", 2, 9) or 5,
-                               version_id=int_arg("version", 1, None),
-                               parent_code=request.args.get("parent") or None)
+                               version_id=int_arg("version", 1, None), parent_code=parent, scope=within)
     return jsonify(body)
 
 
@@ -63,7 +65,7 @@ def classes():
 def cell(code):
     filters = tiles.parse_filters(request.args)
     with get_db().cursor() as cur:
-        return jsonify(cell_card.card(cur, code, filters, int_arg("version", 1, None)))
+        return jsonify(cell_card.card(cur, code, filters, int_arg("version", 1, None), scope=scope()))
 
 
 def _categories(services, lang):

@@ -3,7 +3,8 @@
 http://wiki.open311.org/GeoReport_v2 — services are the subclasses of the event classification;
 requests are incidents. JSON answers are bare arrays (discovery is an object), errors are
 ``[{"code": …, "description": …}]`` or ``<errors><error>…``. Creating a request needs an ``api_key``
-(``gridmap key create``); reading does not.
+(``gridmap key create``, role ``device`` or ``open311``); reading needs an ``open311`` key (or a
+signed-in user), and shows only the requests inside the key's scope.
 """
 import datetime as dt
 import xml.etree.ElementTree as ET
@@ -11,9 +12,9 @@ import xml.etree.ElementTree as ET
 from flask import Blueprint, Response, json, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from gis import api_keys, event_classes, incidents
-from gis.errors import BadInput, Forbidden, GridMapError, NotFound
-from webmap import get_db, submit_report
+from gis import event_classes, incidents
+from gis.errors import BadInput, GridMapError, NotFound
+from webmap import get_db, scope, submit_report
 from webmap.api import time_arg
 from webmap.reports import MAX_BODY, list_arg
 
@@ -96,9 +97,6 @@ def create_request(fmt):
     unknown = [k for k in form if k not in _OPEN311_FIELDS and not k.startswith("attribute[")]
     if unknown:
         raise BadInput(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    with get_db().cursor() as cur:
-        if api_keys.holder(cur, form.get("api_key")) is None:
-            raise Forbidden("a valid api_key is required to create requests")
     if not form.get("lat") or not form.get("long"):
         raise BadInput("lat and long are required: this endpoint routes requests by location")
     reporter = {k: form[k] for k in ("email", "device_id", "account_id", "phone") if form.get(k)}
@@ -137,7 +135,7 @@ def list_requests(fmt):
             statuses=tuple(x for s in statuses for x in (("open",) if s == "open" else incidents.CLOSED_STATES)),
             limit=MAX_REQUESTS)
     with get_db().cursor() as cur:
-        rows, _ = incidents.search(cur, query)
+        rows, _ = incidents.search(cur, query, scope=scope())
     return _answer(fmt, [_as_request(r) for r in rows], root="service_requests", item="request")
 
 
@@ -145,7 +143,7 @@ def list_requests(fmt):
 def show_request(public_id, fmt):
     _check_format(fmt)
     with get_db().cursor() as cur:
-        incident = incidents.get(cur, public_id)
+        incident = incidents.get(cur, public_id, scope=scope())
     return _answer(fmt, [_as_request(incident)], root="service_requests", item="request")
 
 
@@ -153,7 +151,8 @@ def show_request(public_id, fmt):
 def show_token(token, fmt):
     _check_format(fmt)
     with get_db().cursor() as cur:
-        cur.execute("select public_id from incident where token::text = lower(%s)", (token,))
+        cur.execute("select public_id from incident i where token::text = lower(%s) and "
+                    + scope().incident_filter_text(cur), (token,))
         row = cur.fetchone()
     if row is None:
         raise NotFound(f"no request for token {token!r}")

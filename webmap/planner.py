@@ -1,14 +1,15 @@
 """The planners' editor: ``/planner``, and the API that edits a draft version (:mod:`gis.grid_edit`).
 
 Each edit names the ``revision`` of every cell it changes (409 with the cells as they are now when one moved
-on) and ``actor`` (who; until users sign in) and may give a ``reason``; it answers the cells as they are
-now and the problems they take part in.
+on) and may give a ``reason``; who edits is who is signed in (or the key's name). It answers the cells as
+they are now and the problems they take part in. A planner whose scope is smaller than the city edits only
+cells inside it (403 otherwise, nothing changed: :func:`gis.grid_edit._editing`).
 """
 from flask import Blueprint, jsonify, render_template, request
 
 from gis import grid_edit, grid_store, tiles
 from gis.errors import BadInput
-from webmap import get_db
+from webmap import get_db, principal, scope
 from webmap.api import geojson_response, int_arg, parse_bbox
 
 bp = Blueprint("planner", __name__)
@@ -20,15 +21,15 @@ def planner():
     with get_db().cursor() as cur:
         versions = grid_store.list_versions(cur)
         active = grid_store.active_version(cur)
-        bounds = grid_store.extent(cur, active["id"]) if active else None
+        bounds = grid_store.extent(cur, active["id"], scope().code) if active else None
     return render_template("planner.html", versions=versions, bounds=bounds, min_zoom=list(tiles.MIN_ZOOM))
 
 
 @bp.post("/api/v1/versions")
 def new_draft():
-    """``{"actor", "from"?: version id (default: the active one), "note"?}`` → 201 and the draft."""
+    """``{"from"?: version id (default: the active one), "note"?}`` → 201 and the draft."""
     body = _body()
-    draft = grid_edit.new_draft(get_db(), actor=body.get("actor"), source_version=_int(body, "from"),
+    draft = grid_edit.new_draft(get_db(), actor=principal().name, source_version=_int(body, "from"),
                                 note=_text(body, "note"))
     return jsonify(draft), 201
 
@@ -39,13 +40,14 @@ def cells(version_id):
     codes = [c for c in (request.args.get("codes") or "").split(",") if c]
     body = grid_edit.cells_geojson(get_db(), version_id, codes=codes or None, level=int_arg("level", 0, 3),
                                    bbox=parse_bbox(request.args.get("bbox")),
-                                   limit=int_arg("limit", 1, 20000) or 5000)
+                                   limit=int_arg("limit", 1, 20000) or 5000, scope=scope())
     return geojson_response(body)
 
 
 @bp.put(API + "/cells/<code>")
 def save_cell(version_id, code):
     body = _body()
+    _require_inside(version_id, code)  # (staff-only edits leave no trace in the edit log the check reads)
     return jsonify(grid_edit.save_cell(get_db(), version_id, code, revision=_revision(body), **_who(body),
                                        geometry=body.get("geometry"), name=body.get("name"), kind=body.get("kind"),
                                        population=body.get("population"), new_code=body.get("code"),
@@ -101,8 +103,16 @@ def _body():
     return body
 
 
+def _require_inside(version_id, *codes):
+    if not scope().is_city:
+        with get_db().cursor() as cur:
+            for code in codes:
+                scope().require_cell(cur, version_id, code)
+
+
 def _who(body):
-    return {"actor": body.get("actor"), "reason": _text(body, "reason")}
+    """Who edits (who is signed in; a body's ``actor`` is not believed), why, and the scope they edit in."""
+    return {"actor": principal().name, "reason": _text(body, "reason"), "scope": scope()}
 
 
 def _text(body, name):

@@ -5,7 +5,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from gis import incidents
 from gis.errors import BadInput
-from webmap import get_db, submit_report
+from webmap import get_db, scope, submit_report
 from webmap.api import geojson_response, int_arg, parse_bbox, time_arg
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1/reports")
@@ -38,7 +38,7 @@ def create():
 @bp.get("/<public_id>")
 def show(public_id):
     with get_db().cursor() as cur:
-        return jsonify(incidents.get(cur, public_id))
+        return jsonify(incidents.get(cur, public_id, scope=scope()))
 
 
 @bp.get("")
@@ -57,7 +57,7 @@ def index():
         limit=int_arg("limit", 1, MAX_PAGE) or 100,
     )
     with get_db().cursor() as cur:
-        rows, next_cursor = incidents.search(cur, query)
+        rows, next_cursor = incidents.search(cur, query, scope=scope())
     return geojson_response(incidents.as_geojson(rows, next_cursor))
 
 

@@ -4,7 +4,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from gis import evaluation
 from gis.errors import BadInput
-from webmap import get_db
+from webmap import get_db, scope
 
 bp = Blueprint("stats", __name__, url_prefix="/api/v1")
 
@@ -24,7 +24,7 @@ def stats():
                                      end=args.get("to") or None)
     with get_db().cursor() as cur:
         result = evaluation.evaluate(cur, level, period, within=args.get("within") or None,
-                                     weights=args.get("weights") or None)
+                                     weights=args.get("weights") or None, scope=scope())
     if fmt == "csv":
         name = f"stats-{level}-{period.label.replace('/', '_')}.csv"
         return Response(evaluation.to_csv(result.rows, level), mimetype="text/csv",

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 
 from gis import tiles
 from gis.errors import BadInput
-from webmap import get_db
+from webmap import get_db, scope
 from webmap.api import int_arg
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
@@ -31,8 +31,9 @@ def cell_tile(level, z, x, y):
     filters = tiles.parse_filters(request.args)
     version_id = int_arg("version", 1, None)
     with get_db().cursor() as cur:
-        body = tiles.cell_tile(cur, address, filters, version_id)
-    headers = {"Cache-Control": f"public, max-age={MAX_AGE_S}"}
+        body = tiles.cell_tile(cur, address, filters, version_id, scope=scope())
+    # private: a tile depends on who asks (its scope), so no shared cache may keep it for the next one
+    headers = {"Cache-Control": f"private, max-age={MAX_AGE_S}", "Vary": "Authorization, Cookie"}
     if not body:
         return Response(status=204, headers=headers)
     return Response(body, mimetype=MEDIA_TYPE, headers=headers)

@@ -7,7 +7,7 @@ from flask import Blueprint, render_template, request
 
 from gis import grid_store, version_diff
 from gis.errors import NotFound
-from webmap import get_db
+from webmap import get_db, scope
 from webmap.api import geojson_response, int_arg
 
 bp = Blueprint("versions", __name__)
@@ -19,7 +19,7 @@ LEVELS = {0: "区县 district", 1: "街道/乡镇 street", 2: "社区/村 commun
 def diff(a, b):
     level = int_arg("level", 0, 3)
     with get_db().cursor() as cur:
-        result = version_diff.diff(cur, a, b, level)
+        result = version_diff.diff(cur, a, b, level, scope=scope())
     return geojson_response(version_diff.as_geojson(result))
 
 

@@ -51,7 +51,13 @@
   }
 
   // The answer's JSON, or an Error with the server's message and status.
+  // Writes carry the session's CSRF token, which the page's <meta name="csrf-token"> holds.
   async function fetchJson(url, options) {
+    const method = ((options && options.method) || "GET").toUpperCase();
+    const token = document.querySelector('meta[name="csrf-token"]');
+    if (method !== "GET" && method !== "HEAD" && token) {
+      options = { ...options, headers: { ...(options.headers || {}), "X-CSRFToken": token.content } };
+    }
     const res = await fetch(url, options);
     let body = null;
     try { body = await res.json(); } catch (_) { /* not JSON: the status says enough */ }
