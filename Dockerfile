@@ -13,4 +13,4 @@ RUN pip install --no-cache-dir -e .
 ENV GRIDMAP_STATE_DIR=/var/lib/gridmap GRIDMAP_NODE_MODULES=/app/node_modules
 EXPOSE 8000
 # Migrate, load the demo once (a no-op when it is active already), then serve.
-CMD ["sh", "-c", "gridmap db migrate && gridmap demo load && exec gunicorn --bind 0.0.0.0:8000 --workers 2 --threads 4 'webmap:create_app()'"]
+CMD ["sh", "-c", "python -c 'from gis.settings import Settings, ensure_secret_key; ensure_secret_key(Settings.from_env().state_dir)' && gridmap db migrate && gridmap user init-admin && gridmap demo load && exec gunicorn --bind 0.0.0.0:8000 --workers 2 --threads 4 'webmap:create_app()'"]

@@ -50,6 +50,16 @@ def reports_errors(command):
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
 
+class FilePath(click.Path):
+    """``click.Path``, but a NUL in the path is a usage error (exit 2) rather than a ValueError from the
+    ``os.stat`` that click's check runs. (A shell cannot pass one; a script calling the commands can.)"""
+
+    def convert(self, value, param, ctx):
+        if "\x00" in str(value):
+            self.fail(f"{str(value)!r} holds a NUL character, which no path may contain", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 @click.group()
 def main():
     """GridMap: grid-management GIS on PostGIS."""
@@ -83,7 +93,7 @@ def grid():
 
 
 @grid.command("import")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=FilePath(path_type=Path))
 @click.option("--level", type=click.IntRange(0, 3), required=True, help="0 district, 1 street, 2 community, 3 unit grid")
 @click.option("--layer", help="layer to read when the file holds several")
 @click.option("--code-field", default="code", show_default=True)
@@ -105,7 +115,7 @@ def grid_import_cmd(ctx, path, commit, **opts):
 
 
 @grid.command("export")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=FilePath(path_type=Path))
 @click.option("--version", "version_id", type=int, help="default: the active version")
 @click.option("--level", type=click.IntRange(0, 3), required=True)
 @click.option("--format", "fmt", type=click.Choice(sorted(grid_export.FORMATS)), required=True)
@@ -163,7 +173,7 @@ def grid_activate_cmd(ctx, version_id, force, reason, snap_m, commit):
 
 @grid.command("impact")
 @click.argument("version_id", type=int)
-@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+@click.option("--out", type=FilePath(dir_okay=False, writable=True, path_type=Path),
               help="write it to a .csv or .geojson file (one table or layer; a 'kind' per row)")
 @click.option("--snap-m", type=click.FloatRange(min=0), help="snapping distance (default: GRIDMAP_SNAP_M or 30)")
 @pass_ctx
@@ -230,7 +240,7 @@ def _report(result, fmt, out):
 @click.option("--version", "version_id", type=int, help="default: the active version")
 @click.option("--level", type=click.IntRange(0, 3), help="one level against its parent level; default: all")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "geojson"]), default="text", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), help="write the report here")
+@click.option("--out", type=FilePath(dir_okay=False, writable=True, path_type=Path), help="write the report here")
 @tolerance_options
 @pass_ctx
 @reports_errors
@@ -241,14 +251,14 @@ def grid_check_cmd(ctx, version_id, level, fmt, out, **tol):
 
 
 @grid.command("check-file")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=FilePath(path_type=Path))
 @click.option("--layer")
 @click.option("--code-field", default="code", show_default=True)
 @click.option("--name-field")
 @click.option("--src-crs", help="CRS of the coordinates: EPSG:n, wgs84, cgcs2000, gcj02 or bd09 (overrides the file's)")
 @click.option("--level", type=click.IntRange(0, 3), help="check codes against this level's layout")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "geojson"]), default="text", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option("--out", type=FilePath(dir_okay=False, writable=True, path_type=Path))
 @tolerance_options
 @reports_errors
 def grid_check_file_cmd(path, layer, code_field, name_field, src_crs, level, fmt, out, **tol):
@@ -290,7 +300,7 @@ def staff():
 
 
 @staff.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=FilePath(exists=True, dir_okay=False, path_type=Path))
 @click.option("--version", "version_id", type=int, required=True, help="the draft version whose cells they serve")
 @click.option("--commit", is_flag=True)
 @pass_ctx
@@ -313,7 +323,7 @@ def incidents():
 
 
 @incidents.command("import")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=FilePath(path_type=Path))
 @click.option("--lon", "lon_field", help="column of longitudes / eastings (default: the file's point geometry)")
 @click.option("--lat", "lat_field", help="column of latitudes / northings")
 @click.option("--crs", help="CRS of the coordinates: EPSG:n, wgs84, cgcs2000, gcj02 or bd09 (default EPSG:4326)")
@@ -365,17 +375,17 @@ def _snap(ctx, snap_m):
 
 
 @main.command("route-file")
-@click.option("--cells", "cells_path", type=click.Path(path_type=Path), required=True, help="polygon layer")
+@click.option("--cells", "cells_path", type=FilePath(path_type=Path), required=True, help="polygon layer")
 @click.option("--code-field", required=True, help="field of the cells' codes")
 @click.option("--cells-layer", help="layer of the cells file, when it has several")
-@click.option("--points", "points_path", type=click.Path(path_type=Path), required=True,
+@click.option("--points", "points_path", type=FilePath(path_type=Path), required=True,
               help="CSV, GeoJSON, GeoPackage or Shapefile of points")
 @click.option("--points-layer")
 @click.option("--lon", "lon_field", help="column of longitudes / eastings (default: the point geometry)")
 @click.option("--lat", "lat_field", help="column of latitudes / northings")
 @click.option("--crs", help="CRS of the points: EPSG:n, wgs84, cgcs2000, gcj02 or bd09 (default EPSG:4326)")
 @click.option("--snap-m", type=click.FloatRange(min=0), default=30, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="CSV to write")
+@click.option("--out", type=FilePath(dir_okay=False, path_type=Path), required=True, help="CSV to write")
 @reports_errors
 def route_file_cmd(**options):
     """Route points against cells from files, without the database: every row with its cell code."""
@@ -468,7 +478,7 @@ def overdue_cmd(ctx, limit):
 @click.option("--to", "end", help="with --from: the day after the last (the end is exclusive)")
 @click.option("--within", help="a cell code: only the units under it")
 @click.option("--weights", help="score weights, e.g. closure_rate:0.5,on_time_rate:0.5 (default: table score_weight)")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="also write the rows to a .csv or .xlsx")
+@click.option("--out", type=FilePath(dir_okay=False, path_type=Path), help="also write the rows to a .csv or .xlsx")
 @pass_ctx
 @reports_errors
 def report_cmd(ctx, level, period, start, end, within, weights, out):
@@ -502,14 +512,17 @@ def report_cmd(ctx, level, period, start, end, within, weights, out):
 @click.option("--duration", type=click.FloatRange(min=0), default=None, help="Stop after this many seconds.")
 @click.option("--count", type=click.IntRange(min=0), default=None, help="Stop after this many reports.")
 @click.option("--seed", type=int, default=None, help="Random seed for places and categories.")
+@click.option("--key", "api_key", envvar="GRIDMAP_API_KEY", default=None,
+              help="API key to post with (default: $GRIDMAP_API_KEY).")
 @reports_errors
-def simulate_cmd(url, rate, duration, count, seed):
+def simulate_cmd(url, rate, duration, count, seed, api_key):
     """Post live field reports to a running server at a steady rate until --duration, --count or Ctrl-C.
 
     Exit status 1 when some reports failed (after three retries each)."""
     from gis import simulate
 
-    summary = simulate.simulate(url, rate=rate, duration=duration, count=count, seed=seed, echo=click.echo)
+    summary = simulate.simulate(url, rate=rate, duration=duration, count=count, seed=seed, echo=click.echo,
+                                api_key=api_key)
     if summary["errors"]:
         sys.exit(1)
 
@@ -528,7 +541,7 @@ def map_group():
               help="0 district, 1 street, 2 community, 3 unit grid")
 @click.option("--period", default="7d", show_default=True,
               help="1h, today, 7d, 30d (up to now) or YYYY-MM-DD..YYYY-MM-DD (both days included); China time")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="the .html file to write")
+@click.option("--out", type=FilePath(dir_okay=False, path_type=Path), required=True, help="the .html file to write")
 @click.option("--measure", default="count", show_default=True, help="count, per_km2 or per_1000 (residents)")
 @click.option("--scheme", default="fisher_jenks", show_default=True,
               help="quantiles, fisher_jenks, natural_breaks or equal_interval")

@@ -90,9 +90,7 @@ def save_cell(db, version_id, code, *, revision, actor, reason="", geometry=None
             raise BadInput(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
         fields["kind"] = kind
     if population is not None:
-        if isinstance(population, bool) or not isinstance(population, int) or population < 0:
-            raise BadInput("population must be a whole number ≥ 0")
-        fields["population"] = population
+        fields["population"] = _population(population)
     if not fields and staff is None:
         raise BadInput("nothing to change: give geometry, name, kind, population, new_code or staff")
     with _editing(db, scope, version_id) as cur:
@@ -122,6 +120,7 @@ def create_cell(db, version_id, *, code, name, geometry, actor, reason="", kind=
         raise BadInput("name must be a non-empty string")
     if kind not in KINDS:
         raise BadInput(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    population = None if population is None else _population(population)
     with _editing(db, scope, version_id) as cur:
         _lock(cur, version_id, {})
         cur.execute("select 1 from grid_cell where version_id = %s and code = %s", (version_id, code))
@@ -346,6 +345,13 @@ def _next_code(cur, version_id, cell):
     if suffix > 999:
         raise BadInput(f"no free code left beside {cell['code']}: give new_code")
     return top[:-3] + f"{suffix:03d}"
+
+
+def _population(value):
+    """A whole number of residents that the column (an integer) can hold."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**31 - 1:
+        raise BadInput("population must be a whole number from 0 to 2,147,483,647")
+    return value
 
 
 def _polygon(geometry):

@@ -115,7 +115,7 @@ def read_visible(cur, cursor, limit, scope):
         return events, events[-1].cursor, len(events)
     with cur.connection.cursor() as plain:
         plain.execute(sql.SQL("""select e.id from live_event e join incident i on i.id = e.incident_id
-                                  where e.id = any(%s) and {}""").format(scope.incident_filter("i")),
+                                  where e.id = any(%s) and {}""").format(scope.incident_filter(plain, "i")),
                       ([e.cursor.id for e in events],))
         visible = {row[0] for row in plain.fetchall()}
     return [e for e in events if e.cursor.id in visible], events[-1].cursor, len(events)
@@ -147,7 +147,7 @@ def tail(cur, n, scope=CITY_SCOPE):
                                        from live_event e join incident i on i.id = e.incident_id
                                       where e.xact < pg_snapshot_xmin(pg_current_snapshot()) and {}
                                       order by e.xact desc, e.id desc
-                                      limit %s""").format(scope.incident_filter("i")), (n,))
+                                      limit %s""").format(scope.incident_filter(plain, "i")), (n,))
             newest_first = [_event(row) for row in plain.fetchall()]
     return newest_first[:n][::-1], cursor
 

@@ -163,13 +163,16 @@ def _percentiles_ms(values):
 
 def simulate(base_url, *, rate=20.0, duration=None, count=None, seed=None, cells=None, session=None,
              echo=print, concurrency=None, bbox=DEFAULT_BBOX, gcj02_share=GCJ02_SHARE,
-             progress_every=PROGRESS_EVERY_S):
+             progress_every=PROGRESS_EVERY_S, api_key=None):
     """Post reports to ``{base_url}/api/v1/reports`` at ``rate`` per second until ``duration`` seconds,
     ``count`` reports or Ctrl-C, whichever comes first.
 
     Reports leave on a steady schedule (time.monotonic), handed to ``concurrency`` workers (default
     rate/10, 2..16); when all are busy the schedule waits rather than bursting to catch up. One line per
     ``progress_every`` seconds: sent, 201s, 200s (repeats), errors, p50/p99 latency of that interval.
+
+    ``api_key``: sent as ``Authorization: Bearer …`` by the session made here (a ``session`` passed in
+    carries its own headers).
 
     Returns a summary dict: sent, created, repeated, errors, retried, seconds, rate (achieved),
     p50_ms, p99_ms, interrupted, first_error.
@@ -185,6 +188,8 @@ def simulate(base_url, *, rate=20.0, duration=None, count=None, seed=None, cells
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+        if api_key:
+            session.headers["Authorization"] = f"Bearer {api_key}"
     rng = np.random.default_rng(seed)
     try:
         if cells is None:

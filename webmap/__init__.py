@@ -41,6 +41,16 @@ def create_app(test_config=None):
                         planner, reports, security, stats, tiles, vendor, versions)
 
     i18n.init_app(app)
+    # a blueprint's body limit is set before anything reads a body: a session's CSRF check reads the form, and
+    # a stream once opened keeps the limit it was opened with (the app's 64 MB)
+    body_limits = {"reports": reports.MAX_BODY, "open311": reports.MAX_BODY, "cases": cases.MAX_BODY,
+                   "activation": activation.MAX_BODY}
+
+    @app.before_request
+    def limit_body():
+        if request.blueprint in body_limits:
+            request.max_content_length = body_limits[request.blueprint]
+
     security.init_app(app)
     auth.init_app(app, settings)
     app.register_blueprint(pages.bp)

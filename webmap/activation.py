@@ -12,10 +12,6 @@ MAX_BODY = 64 * 1024
 FORMATS = ("json", "csv", "geojson")
 
 
-@bp.before_request
-def limit_body():
-    request.max_content_length = MAX_BODY
-
 
 @bp.get("/<int:version_id>/impact")
 def impact(version_id):

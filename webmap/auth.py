@@ -74,7 +74,6 @@ def _limited_name():
 
 
 
-_key_use = {}  # key name → (first use this minute, uses since), per process
 _key_use_lock = threading.Lock()
 
 
@@ -163,9 +162,11 @@ def _key_principal():
         if found is None:
             users.audit(cur, "", "anonymous", "refused", status=401, address=request.remote_addr,
                         path=request.path, reason="unknown or revoked API key")
-            raise Unauthorized("the API key is unknown or revoked")
-        principal, g.key_per_minute = found
-        _count_key_use(cur, principal.name)
+        else:
+            _count_key_use(cur, found[0].name)
+    if found is None:  # raised once the audit line is committed
+        raise Unauthorized("the API key is unknown or revoked")
+    principal, g.key_per_minute = found
     return principal
 
 
@@ -183,10 +184,11 @@ def _presented_key():
 def _count_key_use(cur, name):
     """Audit a key's use once a minute per process, with the number of requests since the last line."""
     now = time.monotonic()
+    seen = current_app.extensions.setdefault("gridmap_key_use", {})  # key name → (audited at, uses since)
     with _key_use_lock:
-        since, uses = _key_use.get(name, (None, 0))
+        since, uses = seen.get(name, (None, 0))
         due = since is None or now - since >= KEY_USE_AUDIT_S
-        _key_use[name] = (now, 0) if due else (since, uses + 1)
+        seen[name] = (now, 0) if due else (since, uses + 1)
     if due:
         users.audit(cur, name, "key", "key_used", address=request.remote_addr, path=request.path,
                     uses_before=uses)

@@ -11,10 +11,6 @@ bp = Blueprint("cases", __name__, url_prefix="/api/v1/cases")
 MAX_BODY = 64 * 1024
 
 
-@bp.before_request
-def limit_body():
-    request.max_content_length = MAX_BODY
-
 
 @bp.get("/<public_id>")
 def show(public_id):

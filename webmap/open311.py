@@ -16,7 +16,7 @@ from gis import event_classes, incidents
 from gis.errors import BadInput, GridMapError, NotFound
 from webmap import get_db, scope, submit_report
 from webmap.api import time_arg
-from webmap.reports import MAX_BODY, list_arg
+from webmap.reports import list_arg
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
@@ -27,10 +27,6 @@ _OPEN311_FIELDS = ("api_key", "jurisdiction_id", "service_code", "lat", "long", 
                    "email", "device_id", "account_id", "first_name", "last_name", "phone", "description",
                    "media_url")
 
-
-@bp.before_request
-def limit_body():
-    request.max_content_length = MAX_BODY
 
 
 @bp.errorhandler(GridMapError)

@@ -84,13 +84,16 @@ INCIDENT = {
 
 CASE_ACTION = {
     "type": "object",
-    "required": ["action", "version", "actor"],
+    "required": ["action", "version"],
     "additionalProperties": False,
     "properties": {
         "action": {"type": "string", "enum": list(ACTIONS)},
         "version": {"type": "integer", "minimum": 0, "description": "the case version acted on (case.version)"},
-        "actor": {"type": "object", "required": ["name", "unit"], "additionalProperties": False, "properties": {
-            "name": {"type": "string"}, "unit": {"type": "string", "description": "kind:code of the acting unit"}}},
+        "actor": {"type": "object", "additionalProperties": False,
+                  "description": "the unit acting (by default the unit of the caller's scope); who acts is who "
+                                 "is signed in, or the API key's name — a name sent here is not believed",
+                  "properties": {"name": {"type": "string"},
+                                 "unit": {"type": "string", "description": "kind:code of the acting unit"}}},
         "at": {"type": "string", "format": "date-time", "description": "when it was done; default now"},
         "note": {"type": "string", "maxLength": 2000},
         "location": {"type": "object", "required": ["lon", "lat"], "properties": {
@@ -269,9 +272,9 @@ ACTIVATION_PATHS = {
                    "routed again, in one transaction; announced on the live feed",
         "parameters": [_path("version", {"type": "integer"}, "version id of a draft")],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["actor"], "additionalProperties": False,
-            "properties": {"actor": {"type": "string", "minLength": 1, "maxLength": 100,
-                                     "description": "who activates (until users sign in)"},
+            "type": "object", "additionalProperties": False,
+            "properties": {"actor": {"type": "string", "maxLength": 100,
+                                     "description": "ignored: who activates is who is signed in"},
                            "force": {"type": "boolean", "default": False,
                                      "description": "activate although the partition check finds problems"},
                            "reason": {"type": "string", "maxLength": 2000,
@@ -287,7 +290,7 @@ ACTIVATION_PATHS = {
 }
 
 # The planners' editor (webmap/planner.py): every edit names who (and why), and the revisions it was made on.
-_WHO = {"actor": {"type": "string", "minLength": 1, "description": "who edits (until users sign in)"},
+_WHO = {"actor": {"type": "string", "description": "ignored: who edits is who is signed in (or the key's name)"},
         "reason": {"type": "string", "maxLength": 2000}}
 _GEOMETRY = {"type": "object", "description": "GeoJSON Polygon or MultiPolygon, EPSG:4326"}
 _EDITED = {"200": {"description": "cells (as they are now, with revisions), removed (codes), problems (GeoJSON)",
@@ -301,7 +304,7 @@ _EDITED = {"200": {"description": "cells (as they are now, with revisions), remo
 def _edit(summary, properties, required=(), path=()):
     return {"summary": summary, "parameters": [_path("version", {"type": "integer"}, "a draft version"), *path],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["actor", *required], "properties": {**_WHO, **properties}}}}},
+                "type": "object", "required": list(required), "properties": {**_WHO, **properties}}}}},
             "responses": _EDITED}
 
 
@@ -432,7 +435,7 @@ def document():
             "/api/v1/versions": {"post": {
                 "summary": "A draft copied from a version (the active one by default): cells, parents, staff",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["actor"], "properties": {
+                    "type": "object", "properties": {
                         **_WHO, "from": {"type": "integer"}, "note": {"type": "string"}}}}}},
                 "responses": {"201": {"description": "the draft", "content": {"application/json": {
                     "schema": {"type": "object"}}}}, "400": _ERROR, "404": _ERROR}}, "get": {
@@ -480,6 +483,41 @@ def document():
     }
 
 
+# Who may call what (webmap/auth.py, gis/access.py): an API key, or a browser session; the role's permission
+# and the scope decide (403: the role may not; 404: the thing is outside the scope).
+SECURITY_SCHEMES = {
+    "bearerKey": {"type": "http", "scheme": "bearer", "description": "an API key (gridmap key create)"},
+    "headerKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "session": {"type": "apiKey", "in": "cookie", "name": "gridmap_session",
+                "description": "a browser session from /login; writes also need the X-CSRFToken header"},
+}
+PUBLIC_PATHS = ("/api/v1/openapi.json",)
+
+
+def with_security(doc):
+    """Every operation but the public ones needs a key or a session, and may answer 401, 403 and 429."""
+    doc["components"]["securitySchemes"] = SECURITY_SCHEMES
+    doc["security"] = [{"bearerKey": []}, {"headerKey": []}, {"session": []}]
+    for path, operations in doc["paths"].items():
+        if path in PUBLIC_PATHS:
+            continue
+        for operation in operations.values():
+            operation["responses"].setdefault("401", _ERROR)
+            operation["responses"].setdefault("403", _ERROR)
+            operation["responses"].setdefault("429", _ERROR)
+    doc["paths"]["/api/v1/me"] = {"get": {
+        "summary": "Who is asking: name, role, scope, department, permissions",
+        "responses": {"200": {"description": "the caller", "content": {"application/json": {
+            "schema": {"type": "object"}}}}, "401": _ERROR}}}
+    doc["paths"]["/api/v1/audit"] = {"get": {
+        "summary": "The newest lines of the audit log (city-wide admins)",
+        "parameters": [_query("actor", {"type": "string"}, "one user's or key's lines"),
+                       _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 100")],
+        "responses": {"200": {"description": "lines, newest first", "content": {"application/json": {
+            "schema": {"type": "array"}}}}, "400": _ERROR, "401": _ERROR, "403": _ERROR}}}
+    return doc
+
+
 @bp.get("/api/v1/openapi.json")
 def openapi():
-    return jsonify(document())
+    return jsonify(with_security(document()))

@@ -66,12 +66,14 @@ def create_cell(version_id):
 @bp.delete(API + "/cells/<code>")
 def delete_cell(version_id, code):
     body = _body()
+    _require_inside(version_id, code)
     return jsonify(grid_edit.delete_cell(get_db(), version_id, code, revision=_revision(body), **_who(body)))
 
 
 @bp.post(API + "/cells/<code>/split")
 def split_cell(version_id, code):
     body = _body()
+    _require_inside(version_id, code)
     return jsonify(grid_edit.split_cell(get_db(), version_id, code, body.get("line"), revision=_revision(body),
                                         new_code=body.get("new_code"), new_name=body.get("new_name"),
                                         **_who(body)))
@@ -80,7 +82,9 @@ def split_cell(version_id, code):
 @bp.post(API + "/merge")
 def merge(version_id):
     body = _body()
-    return jsonify(grid_edit.merge_cells(get_db(), version_id, _revisions(body, required=True),
+    revisions = _revisions(body, required=True)
+    _require_inside(version_id, *revisions)
+    return jsonify(grid_edit.merge_cells(get_db(), version_id, revisions,
                                          keep=body.get("keep"), **_who(body)))
 
 

@@ -14,10 +14,6 @@ MAX_BODY = 1024 * 1024
 MAX_PAGE = 1000
 
 
-@bp.before_request
-def limit_body():
-    request.max_content_length = MAX_BODY  # larger bodies are refused with 413 before they are read
-
 
 @bp.post("")
 def create():

@@ -1,5 +1,7 @@
 """``/api/v1/stats``: the evaluation of the case workflow (gis/evaluation.py) — indicators, score and rank of
 every unit of a level over a period — as JSON or CSV."""
+import re
+
 from flask import Blueprint, Response, jsonify, request
 
 from gis import evaluation
@@ -26,7 +28,9 @@ def stats():
         result = evaluation.evaluate(cur, level, period, within=args.get("within") or None,
                                      weights=args.get("weights") or None, scope=scope())
     if fmt == "csv":
-        name = f"stats-{level}-{period.label.replace('/', '_')}.csv"
+        # the label of from/to repeats what was typed (any character may separate a date from its time): only
+        # letters, digits and - . _ go into the header
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", f"stats-{level}-{period.label}") + ".csv"
         return Response(evaluation.to_csv(result.rows, level), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
     return jsonify({

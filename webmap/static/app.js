@@ -47,7 +47,8 @@
       style: LEVELS[level].style,
       onEachFeature: (f, layer) => {
         layer.on("click", (e) => { L.DomEvent.stopPropagation(e); showCell(f.properties); });
-        layer.bindTooltip(f.properties.name, { sticky: true });
+        // a node, not a string: Leaflet puts a string into the tooltip as HTML, and names are users' text
+        layer.bindTooltip(() => document.createTextNode(f.properties.name), { sticky: true });
       },
     });
   }
@@ -113,10 +114,12 @@
     }
     for (const level of [0, 1, 2, 3]) layers[level] = makeLayer(level);
     const districts = await load(0);
-    await load(1);
+    const streets = await load(1);
     layers[1].addTo(map);
     layers[0].addTo(map);
-    if (districts.features.length) map.fitBounds(layers[0].getBounds(), { animate: false });
+    // the districts, or for a user whose scope is a street only its street (gis/access.py: no cell above it)
+    const top = districts.features.length ? layers[0] : streets.features.length ? layers[1] : null;
+    if (top) map.fitBounds(top.getBounds(), { animate: false });
     document.querySelectorAll("input[data-level]").forEach((box) => box.addEventListener("change", () => {
       const level = Number(box.dataset.level);
       if (level < 2) { if (box.checked) layers[level].addTo(map); else layers[level].remove(); }

@@ -57,6 +57,9 @@
       return answer;
     } catch (err) {
       say(`${label}: ${err.message}`);
+      // nothing was saved (refused, e.g. 403 outside the planner's scope, or failed): the selected cells are
+      // drawn again as the server last answered, not left as the drag or the reshape made them
+      for (const code of S.selected) if (S.features.has(code)) upsert(S.features.get(code));
       if (err.status === 409 && err.body && err.body.details) err.body.details.forEach(upsert);  // as it is now
       return null;
     }
@@ -95,7 +98,8 @@
     if (old) map.removeLayer(old);
     const layer = L.geoJSON(f, { style: () => styleOf(code) }).getLayers()[0];
     layer.on("click", (e) => select(code, e.originalEvent.shiftKey));
-    layer.bindTooltip(`${f.properties.name} ${code}`, { sticky: true });
+    // a node, not a string: Leaflet puts a string into the tooltip as HTML, and names are users' text
+    layer.bindTooltip(() => el("span", {}, `${f.properties.name} ${code}`), { sticky: true });
     layer.addTo(map);
     S.layers.set(code, layer);
     if (S.selected.has(code)) startEditing(code);
@@ -285,7 +289,8 @@
       impactLayer.clearLayers();
       $("impact-table").querySelector("tbody").replaceChildren(...r.incidents.map((i) => {
         L.circleMarker([i.lat, i.lon], { radius: 7, color: i.change === "cell" ? "#d6001c" : "#f08c00", weight: 2,
-                                         pmIgnore: true }).bindTooltip(`${i.id} ${deepest(i.before.cells)} → ${deepest(i.after.cells)}`)
+                                         pmIgnore: true })
+          .bindTooltip(() => el("span", {}, `${i.id} ${deepest(i.before.cells)} → ${deepest(i.after.cells)}`))
           .addTo(impactLayer);
         return el("tr", { dataset: { id: i.id } }, el("td", {}, el("a", { href: `/cases/${i.id}` }, i.id)),
           el("td", {}, i.change === "cell" ? "改派网格 cell" : "换责任人 staff"),

@@ -72,7 +72,8 @@
       style: (f) => STYLES[f.properties.change],
       onEachFeature: (f, l) => {
         const p = f.properties;
-        l.bindTooltip(`${LABELS[p.change]} ${p.code} ${p.name}`, { sticky: true });
+        // a node, not a string: Leaflet puts a string into the tooltip as HTML, and names are users' text
+        l.bindTooltip(() => el("span", {}, `${LABELS[p.change]} ${p.code} ${p.name}`), { sticky: true });
         if (!PIECES.includes(p.change)) cells[p.code] = l;
         l.on("click", () => select(p.code, false));
       },
