@@ -50,6 +50,25 @@ def reports_errors(command):
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
 
+def audited(action):
+    """After a command that wrote (``--commit``): one line of the audit log, as the CLI's user."""
+
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(ctx, *args, **kwargs):
+            result = command(ctx, *args, **kwargs)
+            if kwargs.get("commit"):
+                from gis import users
+                with ctx.db.cursor() as cur:
+                    users.audit(cur, ctx.settings.actor, "cli", action,
+                                **{k: str(v) for k, v in kwargs.items() if v not in (None, False, (), "")})
+            return result
+
+        return wrapper
+
+    return decorate
+
+
 class FilePath(click.Path):
     """``click.Path``, but a NUL in the path is a usage error (exit 2) rather than a ValueError from the
     ``os.stat`` that click's check runs. (A shell cannot pass one; a script calling the commands can.)"""
@@ -106,6 +125,7 @@ def grid():
 @click.option("--commit", is_flag=True, help="write; without it nothing is written (dry run)")
 @pass_ctx
 @reports_errors
+@audited("grid import")
 def grid_import_cmd(ctx, path, commit, **opts):
     """Import grid cells of one level from a GeoJSON, GeoPackage or (zipped) Shapefile."""
     options = grid_import.ImportOptions(actor=ctx.settings.actor, **opts)
@@ -154,6 +174,7 @@ def grid_versions_cmd(ctx, as_json):
 @click.option("--commit", is_flag=True, help="activate; without it only says what would happen")
 @pass_ctx
 @reports_errors
+@audited("grid activate")
 def grid_activate_cmd(ctx, version_id, force, reason, snap_m, commit):
     """Make a draft the active version, retire the active one and route the open incidents again against it,
     in one transaction. Refused when the partition check finds problems, unless --force --reason."""
@@ -275,6 +296,7 @@ def grid_check_file_cmd(path, layer, code_field, name_field, src_crs, level, fmt
 @tolerance_options
 @pass_ctx
 @reports_errors
+@audited("grid repair")
 def grid_repair_cmd(ctx, version_id, level, commit, **tol):
     """Propose repairs of gaps, overlaps and slivers: a gap goes to the neighbour (same parent) with the
     longest shared edge, an overlap is cut from the cell that pokes into the other, a sliver is merged into
@@ -305,6 +327,7 @@ def staff():
 @click.option("--commit", is_flag=True)
 @pass_ctx
 @reports_errors
+@audited("staff import")
 def staff_import_cmd(ctx, path, version_id, commit):
     """Assign staff from a CSV with columns cell_code, post, name, phone."""
     records = grid_store.read_staff_csv(path)
@@ -337,6 +360,7 @@ def incidents():
 @click.option("--commit", is_flag=True, help="write; without it nothing is written (dry run)")
 @pass_ctx
 @reports_errors
+@audited("incidents import")
 def incidents_import_cmd(ctx, path, lon_field, lat_field, crs, category_field, description_field, time_field,
                          accuracy_field, id_field, snap_m, commit):
     """Import a CSV, GeoJSON or GeoPackage of reports, checked row by row and routed in bulk."""
@@ -357,6 +381,7 @@ def incidents_import_cmd(ctx, path, lon_field, lat_field, crs, category_field, d
 @click.option("--commit", is_flag=True, help="write; without it nothing is written (dry run)")
 @pass_ctx
 @reports_errors
+@audited("incidents reroute")
 def incidents_reroute_cmd(ctx, version_id, everything, snap_m, commit):
     """Route incidents again; those whose cells change get a new routing record (history is kept)."""
     from gis import batch_routing

@@ -444,15 +444,16 @@ def cells_geojson(db, version_id, *, codes=None, level=None, bbox=None, limit=50
         inside = scope.cell_ids(cur, version_id)
         if codes is not None:
             cells = list(_read(cur, version_id, codes).values())
-        else:
+            if inside is not None:
+                inside = set(inside)
+                cells = [c for c in cells if c["id"] in inside]
+        else:  # (the scope before the limit: a scoped planner gets its own cells, whatever else is in view)
             cur.execute(_CELLS_SQL.replace("c.code = any(%s)",
                                            "(%s::smallint is null or c.level = %s) and c.geom && "
-                                           "ST_MakeEnvelope(%s, %s, %s, %s, 4326)") + " limit %s",
-                        (version_id, level, level, *(bbox or (-180, -90, 180, 90)), limit + 1))
+                                           "ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
+                                           " and (%s::bigint[] is null or c.id = any(%s::bigint[]))") + " limit %s",
+                        (version_id, level, level, *(bbox or (-180, -90, 180, 90)), inside, inside, limit + 1))
             cells = [dict(r) for r in cur.fetchall()]
-        if inside is not None:
-            inside = set(inside)
-            cells = [c for c in cells if c["id"] in inside]
     truncated = len(cells) > limit
     return {"type": "FeatureCollection", "version": version_id, "truncated": truncated,
             "features": [as_feature(c) for c in cells[:limit]]}

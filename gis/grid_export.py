@@ -23,6 +23,8 @@ def export_cells(db, path, *, level, fmt, version_id=None):
     path = Path(path)
     if not path.parent.is_dir():
         raise BadInput(f"{path.parent}: no such directory")
+    if path.is_dir():
+        raise BadInput(f"{path} is a directory: name the file to write")
     with db.cursor() as cur:
         version = grid_store.resolve_version(cur, version_id)
         cur.execute(

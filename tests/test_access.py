@@ -465,3 +465,16 @@ def test_a_street_planner_cannot_move_a_vertex_its_neighbour_street_shares(app, 
         assert cur.fetchone()["n"] == 0  # nothing was changed
     city = principal_client(app, "planner", None, None)
     assert city.post(f"/api/v1/versions/{world['draft']}/move-vertex", json=shared).status_code == 200
+
+
+def test_the_clis_planning_commands_are_audited(runner, tmp_path, db):
+    from gis.cli import main
+    from test_grid_import import import_all
+    import_all(runner, tmp_path)
+    assert runner.invoke(main, ["grid", "activate", "1"]).exit_code == 0            # a dry run: not audited
+    assert runner.invoke(main, ["grid", "activate", "1", "--commit"]).exit_code == 0
+    with db.cursor() as cur:
+        cur.execute("select actor, via, action, detail->>'version_id' as version from audit_log where action like 'grid%'")
+        lines = [tuple(r.values()) for r in cur.fetchall()]
+    assert ("tester", "cli", "grid activate", "1") in lines and len([a for a in lines if a[2] == "grid activate"]) == 1
+    assert any(a[2] == "grid import" for a in lines)

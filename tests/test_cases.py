@@ -101,14 +101,14 @@ def test_a_stale_version_is_409_with_what_happened_meanwhile(client, db, case):
     assert events(db, case) == [(1, "open")]
 
 
-def test_two_people_acting_at_once_one_wins_the_other_gets_409(live_server, db, case):
+def test_two_people_acting_at_once_one_wins_the_other_gets_409(live_server, admin_headers, db, case):
     url = f"{live_server}/api/v1/cases/{case}/actions"
     barrier, answers = threading.Barrier(2), []
 
     def go(action, extra):
         body = {"action": action, "version": 0, "actor": {"name": "甲", "unit": f"grid:{GRID}"}, **extra}
         barrier.wait()
-        answers.append(requests.post(url, json=body, timeout=30))
+        answers.append(requests.post(url, json=body, headers=admin_headers, timeout=30))
 
     threads = [threading.Thread(target=go, args=a) for a in (("open", {}), ("void", {"reason": "不属实"}))]
     for t in threads:
@@ -189,8 +189,13 @@ def test_an_extension_needs_approval_a_later_date_and_stays_within_the_maximum(c
 @pytest.mark.parametrize("body, status, message", [
     ({"action": "teleport", "version": 0, "actor": {"name": "张三", "unit": f"grid:{GRID}"}}, 400, "unknown action"),
     ({"action": "open", "actor": {"name": "张三", "unit": f"grid:{GRID}"}}, 400, "version is required"),
-    ({"action": "open", "version": 0}, 400, "actor is required"),
-    ({"action": "open", "version": 0, "actor": {"name": "张三"}}, 400, "actor.unit is required"),
+    # without actor.unit the key acts as its scope's unit (the whole city's), which does not hold the case
+    ({"action": "open", "version": 0}, 409, f"held by grid:{GRID}; city cannot act"),
+    ({"action": "open", "version": 0, "actor": {"name": "张三"}}, 409, f"held by grid:{GRID}; city cannot act"),
+    ({"action": "open", "version": 0, "actor": "张三"}, 400, "actor is required"),
+    ({"action": "open", "version": 0, "actor": {"name": "张三", "unit": " "}}, 400, "actor.unit is required"),
+    ({"action": "open", "version": 0, "actor": {"name": "张三", "unit": f"grid:{GRID}", "phone": "1"}}, 400,
+     "actor has unknown field"),
     ({"action": "void", "version": 0, "actor": {"name": "张三", "unit": f"grid:{GRID}"}}, 400, "void needs reason"),
     ({"action": "open", "version": 0, "actor": {"name": "张三", "unit": f"grid:{GRID}"}, "colour": "red"}, 400,
      "unknown field"),

@@ -286,9 +286,10 @@ def test_load_needs_an_active_version(db, database_url):
 
 # --- simulate() -----------------------------------------------------------------------------------------
 
-def test_simulate_posts_reports(active, live_server):
+def test_simulate_posts_reports(app, active, live_server):
     lines = []
-    summary = simulate.simulate(live_server, rate=200, count=10, seed=1, echo=lines.append)
+    summary = simulate.simulate(live_server, rate=200, count=10, seed=1, echo=lines.append,
+                                api_key=app.config["TEST_ADMIN_KEY"])
     assert summary["sent"] == 10 and summary["created"] == 10
     assert summary["repeated"] == 0 and summary["errors"] == 0, summary
     assert count(active, "select count(*) from incident where source = 'field_app'") == 10
@@ -296,21 +297,23 @@ def test_simulate_posts_reports(active, live_server):
     assert summary["p50_ms"] > 0 and summary["p99_ms"] >= summary["p50_ms"]
 
 
-def test_simulate_keeps_a_steady_pace(active, live_server, cells):
-    summary = simulate.simulate(live_server, rate=40, count=12, seed=2, cells=cells, echo=lambda _: None)
+def test_simulate_keeps_a_steady_pace(app, active, live_server, cells):
+    summary = simulate.simulate(live_server, rate=40, count=12, seed=2, cells=cells, echo=lambda _: None,
+                                api_key=app.config["TEST_ADMIN_KEY"])
     assert summary["created"] == 12
     assert summary["seconds"] >= 11 / 40 * 0.95  # 12 reports at 40/s: 11 intervals, not a burst
 
 
-def test_simulate_stops_after_a_duration(active, live_server, cells):
-    summary = simulate.simulate(live_server, rate=20, duration=0.5, cells=cells, echo=lambda _: None)
+def test_simulate_stops_after_a_duration(app, active, live_server, cells):
+    summary = simulate.simulate(live_server, rate=20, duration=0.5, cells=cells, echo=lambda _: None,
+                                api_key=app.config["TEST_ADMIN_KEY"])
     assert 1 <= summary["sent"] <= 11  # at most 0.5 s × 20/s (+1): it stopped; fewer on a slow machine
     assert summary["created"] == summary["sent"]
 
 
-def test_some_reports_come_in_gcj02(active, live_server, cells):
+def test_some_reports_come_in_gcj02(app, active, live_server, cells):
     simulate.simulate(live_server, rate=500, count=30, seed=4, cells=cells, gcj02_share=0.5,
-                      echo=lambda _: None)
+                      echo=lambda _: None, api_key=app.config["TEST_ADMIN_KEY"])
     gcj = count(active, "select count(*) from incident where given_crs = 'gcj02'")
     assert 0 < gcj < 30
     # given as GCJ-02, stored in WGS84: a few hundred metres apart near Zhengzhou
@@ -336,10 +339,11 @@ class LosesFirstAnswer:
         return response
 
 
-def test_a_retry_gets_the_same_incident_back(active, live_server):
+def test_a_retry_gets_the_same_incident_back(active, live_server, admin_headers):
     body = {"lon": fixtures.X0 + 0.01, "lat": fixtures.Y0 + 0.01, "category": "0102",
             "client_request_id": "retry-me", "accuracy_m": 5.0}
     with requests.Session() as http:
+        http.headers.update(admin_headers)
         status, _, attempts, error = simulate.post_report(http, live_server, body)
         assert (status, attempts, error) == (201, 1, None)
         status, _, attempts, error = simulate.post_report(http, live_server, body)
@@ -351,8 +355,9 @@ def test_a_retry_gets_the_same_incident_back(active, live_server):
     assert count(active, "select count(*) from incident") == 2
 
 
-def test_simulate_counts_a_retried_report_as_a_repeat(active, live_server, cells):
+def test_simulate_counts_a_retried_report_as_a_repeat(active, live_server, cells, admin_headers):
     with requests.Session() as http:
+        http.headers.update(admin_headers)
         summary = simulate.simulate(live_server, rate=100, count=3, seed=5, cells=cells,
                                     session=LosesFirstAnswer(http), concurrency=1, echo=lambda _: None)
     assert (summary["created"], summary["repeated"], summary["retried"], summary["errors"]) == (2, 1, 1, 0)

@@ -18,13 +18,15 @@ SW_GRID = "410105001001001"
 # How long a test waits for news. Generous: any writing transaction open anywhere in the cluster (other
 # test sessions share it) holds the feed back while it lasts.
 WAIT_S = 30
+# the city-wide admin's Authorization header for requests to the live server (filled by the `feed` fixture)
+AUTH = {}
 
 
 class Stream:
     """An open ``/api/v1/live``, read event by event with a small parser of server-sent events."""
 
     def __init__(self, base, last_event_id=None, **params):
-        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        headers = {**AUTH, "Last-Event-ID": last_event_id} if last_event_id else dict(AUTH)
         self.response = requests.get(f"{base}/api/v1/live", params=params, headers=headers, stream=True,
                                      timeout=WAIT_S)
         assert self.response.status_code == 200, self.response.text
@@ -70,9 +72,11 @@ class Stream:
 
 
 @pytest.fixture
-def feed(app, live_server, active):  # noqa: F811
+def feed(app, live_server, active, admin_headers):  # noqa: F811
     """The server's base URL, with an empty feed and a heartbeat far longer than a test waits: an event that
-    arrives came because the listener woke its stream."""
+    arrives came because the listener woke its stream. Requests send the admin's key (:data:`AUTH`)."""
+    AUTH.clear()
+    AUTH.update(admin_headers)
     with active.cursor() as cur:
         cur.execute("truncate live_event")
     app.config.update(LIVE_HEARTBEAT_S=60.0, LIVE_LIFETIME_S=60.0)
@@ -80,10 +84,12 @@ def feed(app, live_server, active):  # noqa: F811
     listener = app.extensions.get("gridmap_live")
     if listener is not None:
         listener.stop()
+    AUTH.clear()
 
 
 def post_report(base, lon=SW[0], lat=SW[1], category="0102"):
-    r = requests.post(f"{base}/api/v1/reports", json={"category": category, "lon": lon, "lat": lat}, timeout=10)
+    r = requests.post(f"{base}/api/v1/reports", json={"category": category, "lon": lon, "lat": lat}, headers=AUTH,
+                      timeout=10)
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -165,7 +171,7 @@ def test_a_case_action_is_a_case_event_with_its_states(feed, active):  # noqa: F
     public_id = post_report(feed)
     stream = Stream(feed, backlog=0)
     try:
-        r = requests.post(f"{feed}/api/v1/cases/{public_id}/actions", timeout=10,
+        r = requests.post(f"{feed}/api/v1/cases/{public_id}/actions", timeout=10, headers=AUTH,
                           json={"action": "open", "version": 0, "actor": {"name": "张三", "unit": f"grid:{SW_GRID}"}})
         assert r.status_code == 200, r.text
         event = stream.until(lambda e: e["event"] == "case")[-1]  # (after the report's, if it was held back)

@@ -20,10 +20,19 @@ from test_routing import active  # noqa: F401  (fixture: the fixture partition, 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(os.environ.get("GRIDMAP_ARTIFACTS") or PROJECT_ROOT / ".gridmap" / "artifacts")
 WEST_STREET_POINT = (fixtures.X0 + 0.012, fixtures.Y0 + 0.012)   # in 410105001 / …001001 / …001001001
+# the city-wide admin's Authorization header for requests to the live server (filled for each test)
+AUTH = {}
+
+
+@pytest.fixture(autouse=True)
+def _auth(admin_headers):
+    AUTH.update(admin_headers)
+    yield
+    AUTH.clear()
 
 
 def post_report(base, lon, lat, category="0102"):
-    r = requests.post(f"{base}/api/v1/reports", timeout=10, json={
+    r = requests.post(f"{base}/api/v1/reports", timeout=10, headers=AUTH, json={
         "category": category, "lon": lon, "lat": lat,
         "reported_at": dt.datetime.now(dt.timezone.utc).isoformat()})
     assert r.status_code == 201, r.text
@@ -214,5 +223,5 @@ def test_a_past_version_is_drawn_as_it_was(page, live_server, active, runner, tm
     assert set(drawn(page)) == {"410105001", "410105002"}
     open_map(page, live_server)  # the active one: no banner
     assert page.locator("#past").count() == 0
-    r = requests.get(f"{live_server}/map?version=1&as_of=2026-01-01", timeout=10)
+    r = requests.get(f"{live_server}/map?version=1&as_of=2026-01-01", headers=AUTH, timeout=10)
     assert r.status_code == 400 and "give version or as_of, not both" in r.json()["message"]

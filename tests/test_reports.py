@@ -27,7 +27,9 @@ def routing_client(request, app):
         router = WorkerRouter(app.extensions["gridmap_db"])
         assert router.wait_ready(120)
         app.extensions["gridmap_router"] = router
-    return app.test_client()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {app.config['TEST_ADMIN_KEY']}"
+    return client
 
 
 def count_incidents(db):
@@ -292,7 +294,7 @@ def test_the_openapi_document_is_valid_and_describes_the_reports_api(client, act
                                          "client_request_id", "reporter", "reported_at", "media", "source"}
 
 
-def test_a_worker_router_of_a_retired_version_is_not_trusted(app, active, runner, tmp_path):  # noqa: F811
+def test_a_worker_router_of_a_retired_version_is_not_trusted(app, client, active, runner, tmp_path):  # noqa: F811
     router = WorkerRouter(app.extensions["gridmap_db"])
     assert router.wait_ready(120) and router.route(X0 + 0.01, Y0 + 0.01, None, 30).version_id == 1
     app.extensions["gridmap_router"] = router
@@ -300,7 +302,7 @@ def test_a_worker_router_of_a_retired_version_is_not_trusted(app, active, runner
     import_level(runner, fixtures.write(tmp_path / "district.geojson", 0), 0)
     assert run(runner, "grid", "activate", 2, "--commit").exit_code == 0
 
-    routing = post(app.test_client(), lon=X0 + 0.01, lat=Y0 + 0.01).json["routing"]
+    routing = post(client, lon=X0 + 0.01, lat=Y0 + 0.01).json["routing"]
     assert routing["version"] == 2
     assert [c["code"] for c in routing["cells"]] == ["410105"]  # the database routed it, against version 2
     assert router.wait_ready(120) and router.route(X0 + 0.01, Y0 + 0.01, None, 30).version_id == 2

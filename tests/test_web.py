@@ -95,9 +95,9 @@ def test_versions_api(client, runner, tmp_path):
     assert body[0]["id"] == 1 and body[0]["status"] == "active" and body[0]["counts"] == {"0": 1, "1": 2, "2": 4, "3": 8}
 
 
-def test_over_a_real_socket(live_server, runner, tmp_path):
+def test_over_a_real_socket(live_server, admin_headers, runner, tmp_path):
     load(runner, tmp_path)
-    res = requests.get(f"{live_server}/api/v1/grids", params={"level": 1}, timeout=10)
+    res = requests.get(f"{live_server}/api/v1/grids", params={"level": 1}, headers=admin_headers, timeout=10)
     assert res.status_code == 200
     assert [f["id"] for f in res.json()["features"]] == ["410105001", "410105002"]
     assert requests.get(f"{live_server}/health", timeout=10).json()["status"] == "ok"

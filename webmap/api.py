@@ -13,6 +13,7 @@ from webmap import get_db, scope
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_FEATURES = 20000
+MAX_VERSION_ID = 2**31 - 1  # grid_version.id is an integer: a larger one is a 400, not a failing cast
 
 
 @bp.get("/grids")
@@ -135,7 +136,7 @@ def time_arg(name, naive=incidents.CHINA_TIME):
 def version_arg(cur, *, required=True):
     """The grid version a request names by ``version`` (id) or ``as_of`` (the one active then); else the active
     one — None when none is active and it is not ``required`` (NotFound when it is)."""
-    version_id, as_of = int_arg("version", 1, None), time_arg("as_of")
+    version_id, as_of = int_arg("version", 1, MAX_VERSION_ID), time_arg("as_of")
     if version_id is not None and as_of is not None:
         raise BadInput("give version or as_of, not both")
     if as_of is not None:

@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from gis import cell_card, density, event_classes, grid_store, live, tiles
 from gis.errors import BadInput
 from webmap import get_db, i18n, scope
-from webmap.api import int_arg, version_arg
+from webmap.api import MAX_VERSION_ID, int_arg, version_arg
 
 bp = Blueprint("map_page", __name__)
 
@@ -57,7 +57,7 @@ def classes():
     with get_db().cursor() as cur:
         body = density.classes(cur, level, filters, measure=request.args.get("measure", "count"),
                                scheme=request.args.get("scheme", "quantiles"), k=int_arg("k", 2, 9) or 5,
-                               version_id=int_arg("version", 1, None), parent_code=parent, scope=within)
+                               version_id=int_arg("version", 1, MAX_VERSION_ID), parent_code=parent, scope=within)
     return jsonify(body)
 
 
@@ -65,7 +65,7 @@ def classes():
 def cell(code):
     filters = tiles.parse_filters(request.args)
     with get_db().cursor() as cur:
-        return jsonify(cell_card.card(cur, code, filters, int_arg("version", 1, None), scope=scope()))
+        return jsonify(cell_card.card(cur, code, filters, int_arg("version", 1, MAX_VERSION_ID), scope=scope()))
 
 
 def _categories(services, lang):

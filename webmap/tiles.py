@@ -14,7 +14,7 @@ from flask import Blueprint, Response, request
 from gis import tiles
 from gis.errors import BadInput
 from webmap import get_db, scope
-from webmap.api import int_arg
+from webmap.api import MAX_VERSION_ID, int_arg
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 
@@ -29,7 +29,7 @@ def cell_tile(level, z, x, y):
                                   (("level", level), ("z", z), ("x", x), ("y", y))),
                                 crs=request.args.get("crs") or "wgs84")
     filters = tiles.parse_filters(request.args)
-    version_id = int_arg("version", 1, None)
+    version_id = int_arg("version", 1, MAX_VERSION_ID)
     with get_db().cursor() as cur:
         body = tiles.cell_tile(cur, address, filters, version_id, scope=scope())
     # private: a tile depends on who asks (its scope), so no shared cache may keep it for the next one

@@ -165,7 +165,6 @@
     if (c.allowed.includes(chosen)) actionSelect.value = chosen;
     document.getElementById("form-version").textContent = String(c.version);
     form.elements.actor_unit.value = c.holder || "";
-    if (!form.elements.actor_name.value) form.elements.actor_name.value = localStorage.getItem("gridmap.actor") || "";
     showFields();
   }
 
@@ -188,7 +187,7 @@
     const f = form.elements;
     const out = {
       action: actionSelect.value, version: doc.case.version,
-      actor: { name: f.actor_name.value.trim(), unit: f.actor_unit.value.trim() },
+      actor: { unit: f.actor_unit.value.trim() },  // who acts is who is signed in
     };
     const needs = ACTIONS[out.action].needs;
     for (const name of ["reason", "unit_kind", "approved_by"]) if (needs.includes(name)) out[name] = f[name].value;
@@ -223,7 +222,6 @@
     say("", "");
     const request = body();
     try {
-      localStorage.setItem("gridmap.actor", request.actor.name);
       const next = await fetchJson(caseUrl + "/actions", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request),
       });

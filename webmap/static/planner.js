@@ -22,8 +22,6 @@
   const problemLayer = L.geoJSON(null, { style: { color: "#d6001c", weight: 2, fillOpacity: 0.45 }, interactive: false,
                                           pmIgnore: true }).addTo(map);
 
-  $("actor").value = localStorage.getItem("gridmap.actor") || "";
-  $("actor").addEventListener("change", () => localStorage.setItem("gridmap.actor", $("actor").value));
   function say(text, ok = false) { $("status").textContent = text; $("status").className = ok ? "ok" : ""; }
 
   // --- the API -------------------------------------------------------------------------------------
@@ -31,7 +29,7 @@
   function api(method, path, body) {
     return fetchJson(`/api/v1/versions/${S.version}${path}`, {
       method, headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ actor: $("actor").value, reason: $("reason").value, ...body }),
+      body: JSON.stringify({ reason: $("reason").value, ...body }),  // who edits is who is signed in
     });
   }
 
@@ -47,7 +45,6 @@
 
   // One edit: sent, applied, and put on the undo stack with its inverse.
   async function edit(label, doIt, undoIt) {
-    if (!$("actor").value.trim()) { say("请填写操作人 Your name, please"); $("actor").focus(); return null; }
     try {
       const answer = apply(await doIt());
       S.undo.push({ label, undo: undoIt(answer), redo: doIt });
@@ -310,7 +307,7 @@
     try {
       const r = await fetchJson(`/api/v1/versions/${S.version}/activate`, {
         method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ actor: $("actor").value, reason: $("reason").value || undefined,
+        body: JSON.stringify({ reason: $("reason").value || undefined,
                                force: $("force").checked }) });
       say(`版本 ${r.activated} 已生效 Version ${r.activated} is active: ${r.rerouted} open incidents routed again, ` +
           `${r.moved} moved`, true);
@@ -355,7 +352,7 @@
   $("new-draft").addEventListener("click", async () => {
     try {
       const draft = await fetchJson("/api/v1/versions", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ actor: $("actor").value, note: $("reason").value }) });
+        body: JSON.stringify({ note: $("reason").value }) });
       $("version").prepend(el("option", { value: draft.id, dataset: { status: "draft" } },
         `${draft.id} · draft · ${draft.note}`));
       $("version").value = String(draft.id);
