@@ -5,7 +5,10 @@ every acknowledged report is looked up: each must be stored exactly once.
 
 The load generators run on the same 2 cores as gunicorn and PostgreSQL, so the figures are a floor, not
 a ceiling; wrk, written in C, takes about 7 % of one core at 300 requests/s. (wrk cannot pace itself
-against gunicorn's sync workers: a connection it holds open while pausing blocks a worker.)"""
+against gunicorn's sync workers: a connection it holds open while pausing blocks a worker.)
+
+The reports come as a field device's do: with the API key of a city-wide ``device`` (made in the bench
+database, without a rate limit) in an ``Authorization: Bearer`` header, so each is authenticated too."""
 import asyncio
 import json
 import os
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from bench.credentials import api_key, auth_header, secret_key
 from gis.demo_load import load_demo
 from gis.settings import Settings
 
@@ -42,19 +46,21 @@ def run(db, rows):
                     " from grid_cell c join grid_version v on v.id = c.version_id and v.status = 'active'"
                     " where c.level = 3 order by c.code limit 5000) s")
         points = [(r["lon"], r["lat"]) for r in cur.fetchall()]
+    key = api_key(db, "intake", role="device")  # a field device's key, the whole city, no rate limit
     port = _free_port()
     server = _gunicorn(db.url, port)
     try:
         base = f"http://127.0.0.1:{port}"
         for i in range(10 * GUNICORN_WORKERS):  # each worker builds its router on its first report
-            requests.post(f"{base}/api/v1/reports", json=_report(points, i), timeout=30).raise_for_status()
+            requests.post(f"{base}/api/v1/reports", json=_report(points, i), headers=auth_header(key),
+                          timeout=30).raise_for_status()
         time.sleep(10)
-        steady = asyncio.run(_steady(port, points, rate=STEADY_RATE, seconds=STEADY_SECONDS))
+        steady = asyncio.run(_steady(port, points, key, rate=STEADY_RATE, seconds=STEADY_SECONDS))
         p50, p99 = (float(v) for v in np.percentile(steady["latencies"], [50, 99]) * 1000)
         errors = steady["errors"]
         print(f"  steady {STEADY_RATE}/s for {STEADY_SECONDS} s: {len(steady['latencies']):,} reports, p50 "
               f"{p50:.1f} ms, p99 {p99:.1f} ms, {errors} errors")
-        sustained = _wrk(base, points, connections=SUSTAINED_CONNECTIONS, seconds=SUSTAINED_SECONDS)
+        sustained = _wrk(base, points, key, connections=SUSTAINED_CONNECTIONS, seconds=SUSTAINED_SECONDS)
         acknowledged = sustained["acknowledged"]
         rate = len(acknowledged) / SUSTAINED_SECONDS
         print(f"  sustained (wrk, {SUSTAINED_CONNECTIONS} connections): {rate:,.0f} reports/s, p50 "
@@ -82,14 +88,15 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _gunicorn(url, port, ready_path="/health"):
-    env = dict(os.environ, DATABASE_URL=url)
+def _gunicorn(url, port, ready_path="/health", headers=None):
+    """gunicorn serving the app on ``url``'s database, once ``ready_path`` answers 200 (asked with ``headers``)."""
+    env = dict(os.environ, DATABASE_URL=url, GRIDMAP_SECRET_KEY=secret_key())  # one key for every worker
     server = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "--bind", f"127.0.0.1:{port}",
          "--workers", str(GUNICORN_WORKERS), "--log-level", "warning", "webmap:create_app()"], env=env)
     for _ in range(200):
         try:
-            if requests.get(f"http://127.0.0.1:{port}{ready_path}", timeout=10).status_code == 200:
+            if requests.get(f"http://127.0.0.1:{port}{ready_path}", headers=headers, timeout=10).status_code == 200:
                 return server
         except requests.RequestException:
             time.sleep(0.2)
@@ -103,7 +110,7 @@ def _report(points, i):
             "description": "bench"}
 
 
-async def _steady(port, points, *, rate, seconds):
+async def _steady(port, points, key, *, rate, seconds):
     """Open loop: report i is sent at start + i / rate on a new connection (gunicorn's sync workers close
     each one); its latency runs from that moment to the end of the answer."""
     latencies, acknowledged, errors = [], [], []
@@ -113,7 +120,8 @@ async def _steady(port, points, *, rate, seconds):
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"POST /api/v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                         b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                         b"Authorization: Bearer %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+                         % (key.encode(), len(body), body))
             answer = await reader.read()  # to the end: the server closes
             writer.close()
             ok = answer.startswith((b"HTTP/1.1 201", b"HTTP/1.1 200"))
@@ -132,8 +140,9 @@ async def _steady(port, points, *, rate, seconds):
     return {"latencies": np.array(latencies), "acknowledged": acknowledged, "errors": len(errors)}
 
 
-def _wrk(base, points, *, connections, seconds):
-    """wrk with bench/intake.lua: each request a new report; the ids it saw acknowledged come back."""
+def _wrk(base, points, key, *, connections, seconds):
+    """wrk with bench/intake.lua: each request a new report (with the API ``key``); the ids it saw
+    acknowledged come back."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: `make bench` installs it (scripts/system-deps.sh --bench)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,7 +151,7 @@ def _wrk(base, points, *, connections, seconds):
         acks = Path(tmp, "ack")
         out = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(WRK_SCRIPT), base, "--",
-             str(point_file), str(acks), f"bench-{uuid.uuid4().hex[:8]}", "0102"],
+             str(point_file), str(acks), f"bench-{uuid.uuid4().hex[:8]}", "0102", key],
             capture_output=True, text=True, check=True).stdout
         acknowledged = [line for f in Path(tmp).glob("ack*") for line in f.read_text().split()]
     latency = {p: float(v) for p, v in re.findall(r"latency p(\d+) ([\d.]+) ms", out)}

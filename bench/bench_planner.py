@@ -7,6 +7,9 @@ The draft is the synthetic lattice of :mod:`bench.synthetic` (Voronoi cells of ~
 Zhengzhou), loaded as one level. Each save moves one vertex of a random cell by 1 m, as a drag in the
 editor does. The peer is the same edit as a QGIS user makes it: a plain SQL UPDATE, then
 ``gridmap grid check`` of the whole draft — what a planner had to do before the editor checked each save.
+
+The editor's requests carry the API key of a city-wide ``planner`` (made in the bench database, without a
+rate limit), who is then the edits' actor.
 """
 import statistics
 import time
@@ -16,6 +19,7 @@ import requests
 import shapely
 
 from bench.bench_http import _free_port, _gunicorn
+from bench.credentials import api_key, auth_header
 from bench.synthetic import lattice_partition
 from gis import crs, grid_store, partition_service
 from gis.partition_geometry import as_multipolygon
@@ -27,19 +31,20 @@ TARGET_MS = 100.0
 
 def run(db, rows):
     version_id, codes = _load(db)
+    auth = auth_header(api_key(db, "planner", role="planner"))
     port = _free_port()
     # gunicorn, not werkzeug's server, which answers in two packets (+40 ms of delayed ACK); no version is
     # active here, so /health says 503: ready is when the API answers
-    server = _gunicorn(db.url, port, ready_path="/api/v1/versions")
+    server = _gunicorn(db.url, port, ready_path="/api/v1/versions", headers=auth)
     base = f"http://127.0.0.1:{port}/api/v1/versions/{version_id}/cells"
     times, problems = [], 0
     rng = np.random.default_rng(5)
     try:
         with requests.Session() as http:
+            http.headers.update(auth)
             for i, code in enumerate(rng.choice(codes, size=SAVES + 5, replace=False)):
                 cell = http.get(f"{base}?codes={code}").json()["features"][0]
-                body = {"actor": "bench", "revision": cell["properties"]["revision"],
-                        "geometry": _nudged(cell["geometry"])}
+                body = {"revision": cell["properties"]["revision"], "geometry": _nudged(cell["geometry"])}
                 t0 = time.perf_counter()
                 r = http.put(f"{base}/{code}", json=body)
                 ms = (time.perf_counter() - t0) * 1000

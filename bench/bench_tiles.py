@@ -3,9 +3,14 @@ its history of 100,000 incidents, loaded as ``gridmap demo load`` and ``gridmap 
 
 The tiles are those the map page asks for: each level from its least zoom (gis.tiles.MIN_ZOOM) to 16, the
 tiles of a 1280 × 800 screen around the city centre at each zoom, each with no filter, with the last 7 days
-(``since``) and with ``status=open``: 2,088 tiles. Ours go through the endpoint (Flask test client: parsing,
-the version lookup, the tile); one warm-up pass, then the measured one. Also the same tiles in the GCJ-02
-tiling (``crs=gcj02``, no filter).
+(``since``) and with ``status=open``: 2,088 tiles. Ours go through the endpoint (Flask test client: the API
+key's check, parsing, the version lookup, the tile) as a city-wide ``viewer`` with an API key (made in the
+bench database, without a rate limit); one warm-up pass, then the measured one. Also the same tiles in the
+GCJ-02 tiling (``crs=gcj02``, no filter).
+
+And the same tiles for a viewer whose scope is one district (the one under the centre of the screen), whose
+tiles hold only that district's cells and incidents (gis/access.py): what the scope filter costs, against the
+city-wide viewer's tiles as its peer, measured by turns with them.
 
 The peer is the tile SQL a user would write first, and the one GridMap had before: ST_Transform of every
 candidate per tile, every cell whose box meets the tile counted, ST_AsMVTGeom evaluated as the planner
@@ -15,18 +20,21 @@ alone, without Flask, which favours it by ~0.3 ms a tile. Serving GeoJSON from `
 be no peer: it has no counts, and a map cannot draw 25,000 GeoJSON cells smoothly in any case. Ours and the
 peer run by turns, one zoom of one level at a time, so that both see the same load on a shared machine.
 
-``python -m bench.bench_tiles`` measures ours on the configured database (the demo's, read-only) instead.
+``python -m bench.bench_tiles`` measures ours on the configured database (the demo's) instead; it writes
+nothing there but a temporary API key (revoked at the end) and the audit lines of its use.
 """
 import datetime as dt
 import math
 import os
 import time
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import numpy as np
 from psycopg2.extras import RealDictCursor
 
-from gis import demo_history, tiles
+from bench.credentials import api_key, auth_header, secret_key
+from gis import api_keys, demo_history, tiles
+from gis.access import Scope
 from gis.demo_load import load_demo
 from gis.incidents import CHINA_TIME
 from gis.settings import Settings
@@ -124,15 +132,18 @@ def run(db, rows):
     ensure_demo(db)
     from webmap import create_app
 
-    app = create_app({"DATABASE_URL": db.url, "ROUTE_IN_WORKER": False})
-    client = app.test_client()
     with db.cursor() as cur:
         filters = typical_filters(cur)
+        district = centre_district(cur)
+    app = create_app({"DATABASE_URL": db.url, "ROUTE_IN_WORKER": False, "SECRET_KEY": secret_key()})
+    client = _client(app, api_key(db, "tiles-city", role="viewer"))
+    scoped_client = _client(app, api_key(db, "tiles-district", role="viewer", scope=Scope(district["code"])))
     todo = tile_set()
     load = os.getloadavg()[0]
-    ours, peer = {}, {}
+    ours, scoped, peer = {}, {}, {}
     for group in _groups(todo):  # warm-up, then measured: by turns, one (level, zoom) at a time
         for times, measure in ((ours, lambda: _endpoint(client, group, filters)),
+                               (scoped, lambda: _endpoint(scoped_client, group, filters)),
                                (peer, lambda: _peer(db, group, filters))):
             measure()
             for key, ms in measure().items():
@@ -146,15 +157,50 @@ def run(db, rows):
     print(f"  {len(todo)} tiles × {len(filters)} filter sets ({', '.join(filters)}), levels from their least zoom "
           f"{tiles.MIN_ZOOM} to {TOP_ZOOM}; load average {load:.1f} → {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores")
-    _table({"GridMap": ours, "peer (before)": peer, "GridMap, GCJ-02 tiling": gcj})
+    print(f"  district viewer: scope {district['code']} {district['name']}, {district['cells']:,} of "
+          f"{district['all_cells']:,} cells, {district['incidents']:,} of {district['all_incidents']:,} incidents")
+    _table({"GridMap (city viewer)": ours, f"district {district['code']} viewer": scoped, "peer (before)": peer,
+            "GridMap, GCJ-02 tiling": gcj})
+    (p50, p95, _), (scoped_p50, scoped_p95, _) = (_stats(sum(t.values(), [])) for t in (ours, scoped))
+    print(f"  scope filter: district viewer / city viewer p50 {scoped_p50:.1f} / {p50:.1f} ms "
+          f"({scoped_p50 / p50:.2f}), p95 {scoped_p95:.1f} / {p95:.1f} ms ({scoped_p95 / p95:.2f})")
     with db.cursor() as cur:
         print("  plan of the street tile over the centre at z9:", _plan_line(cur))
-    p95, peer_p95, gcj_p95 = (_stats(sum(t.values(), []))[1] for t in (ours, peer, gcj))
+    peer_p95, gcj_p95 = (_stats(sum(t.values(), []))[1] for t in (peer, gcj))
     rows.append(dict(name="vector tiles, the map's tiles at zooms ≤ 16, p95", figure=p95, unit="ms",
                      peer="the plain tile SQL (ST_Transform per tile, counts by the routing column's index)",
                      peer_figure=peer_p95, ratio=p95 / peer_p95, target=f"< {TARGET_MS:g} ms", met=p95 < TARGET_MS))
+    rows.append(dict(name="vector tiles, the same for a district's viewer, p95", figure=scoped_p95, unit="ms",
+                     peer=f"the same tiles for a city-wide viewer (district {district['code']} against the city: "
+                     "what the scope filter costs)", peer_figure=p95, ratio=scoped_p95 / p95,
+                     target=f"< {TARGET_MS:g} ms", met=scoped_p95 < TARGET_MS))
     rows.append(dict(name="vector tiles in the GCJ-02 tiling (AMap), p95", figure=gcj_p95, unit="ms", peer=None,
                      peer_figure=None, ratio=None, target=f"< {TARGET_MS:g} ms", met=gcj_p95 < TARGET_MS))
+
+
+def centre_district(cur):
+    """The district of the active version under the centre of the screen, with its share of the cells and
+    incidents (as its viewer's scope counts them)."""
+    cur.execute("""select d.code, d.name, d.version_id,
+                          (select count(*) from grid_cell c where c.version_id = d.version_id) as all_cells,
+                          (select count(*) from incident) as all_incidents
+                     from grid_cell d join grid_version v on v.id = d.version_id and v.status = 'active'
+                    where d.level = 0 and ST_Intersects(d.geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326))
+                    order by d.code limit 1""", CENTRE)
+    district = cur.fetchone()
+    # an incident is in a district's scope when the district it was routed to has the code (in any version)
+    cur.execute("select count(*) as n from incident i where i.district_id in"
+                " (select id from grid_cell where code = %s and level = 0)", (district["code"],))
+    incidents = cur.fetchone()["n"]
+    return {**district, "cells": len(Scope(district["code"]).cell_ids(cur, district["version_id"])),
+            "incidents": incidents}
+
+
+def _client(app, key):
+    """A test client that sends the API ``key`` with every request."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = auth_header(key)["Authorization"]
+    return client
 
 
 def _load_history(db, settings):
@@ -247,20 +293,27 @@ def _plan_line(cur):
 
 
 def main():
-    """Ours only, on the configured database (the demo's), read-only."""
+    """Ours only, on the configured database (the demo's), as a city-wide viewer with a temporary key."""
     from webmap import create_app
 
-    url = Settings.from_env().database_url
-    url += ("&" if "?" in url else "?") + "options=" + quote("-c default_transaction_read_only=on")
-    app = create_app({"DATABASE_URL": url, "ROUTE_IN_WORKER": False})
-    client = app.test_client()
-    with app.extensions["gridmap_db"].cursor() as cur:
-        filters = typical_filters(cur)
-    by_filter = {name: {} for name in filters}
-    for group in _groups(tile_set()):
-        _endpoint(client, group, filters)
-        for (level, *_, name), ms in _endpoint(client, group, filters).items():
-            by_filter[name].setdefault(level, []).append(ms)
+    app = create_app({"DATABASE_URL": Settings.from_env().database_url, "ROUTE_IN_WORKER": False,
+                      "SECRET_KEY": secret_key()})
+    db = app.extensions["gridmap_db"]
+    # not read-only as it was: an API key's use is audited (a write) once a minute, and a session's too
+    key = api_key(db, "tiles", role="viewer")
+    try:
+        client = _client(app, key)
+        with db.cursor() as cur:
+            filters = typical_filters(cur)
+        by_filter = {name: {} for name in filters}
+        for group in _groups(tile_set()):
+            _endpoint(client, group, filters)
+            for (level, *_, name), ms in _endpoint(client, group, filters).items():
+                by_filter[name].setdefault(level, []).append(ms)
+    finally:
+        with db.cursor() as cur:
+            api_keys.revoke(cur, api_keys.holder(cur, key))
+        db.close()
     _table(by_filter)
     every = sum((sum(t.values(), []) for t in by_filter.values()), [])
     print("  all filters: p50 {:.1f} ms, p95 {:.1f} ms, max {:.1f} ms over {} tiles".format(*_stats(every),

@@ -1,8 +1,9 @@
 -- wrk script for the intake benchmarks (bench/bench_http.py runs it):
---   wrk -s bench/intake.lua URL -- POINTS_CSV ACK_PREFIX RUN_TAG CATEGORY
+--   wrk -s bench/intake.lua URL -- POINTS_CSV ACK_PREFIX RUN_TAG CATEGORY API_KEY
 -- Each request is a new report with its own client_request_id, at one of the points of POINTS_CSV
 -- ("lon,lat" lines). Each wrk thread appends the ids the server acknowledged (200 or 201, read back from
 -- the answer) to ACK_PREFIX<thread>, so that the benchmark can check every one of them is stored once.
+-- Each request carries API_KEY (a key allowed to report: role device) as "Authorization: Bearer API_KEY".
 
 local threads = {}
 
@@ -21,6 +22,8 @@ function init(args)
   acked:setvbuf("line")
   tag = args[3]
   category = args[4] or "0102"
+  headers = { ["Content-Type"] = "application/json" }
+  if args[5] and args[5] ~= "" then headers["Authorization"] = "Bearer " .. args[5] end
   sent, refused = 0, 0
 end
 
@@ -30,7 +33,7 @@ function request()
   local body = string.format(
     '{"lon": %s, "lat": %s, "category": "%s", "accuracy_m": 8, "description": "bench",'
       .. ' "client_request_id": "%s-%d-%d"}', p[1], p[2], category, tag, thread_no, sent)
-  return wrk.format("POST", "/api/v1/reports", { ["Content-Type"] = "application/json" }, body)
+  return wrk.format("POST", "/api/v1/reports", headers, body)
 end
 
 function response(status, headers, body)

@@ -186,7 +186,7 @@ def grids_geojson(cur, *, version_id, level=None, bbox=None, limit=None, cell_id
     params = {"version": version_id}
     if cell_ids is not None:
         where.append("c.id = any(%(cell_ids)s::bigint[])")
-        params["cell_ids"] = list(cell_ids)
+        params["cell_ids"] = cell_ids
     if level is not None:
         where.append("c.level = %(level)s")
         params["level"] = check_level(level)

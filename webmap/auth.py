@@ -11,10 +11,12 @@ Sessions' writes carry a CSRF token (Flask-WTF): pages put it in a ``<meta>`` ta
 ``X-CSRFToken``; forms as a field. Requests with a key carry no cookies and need none. Keys are rate
 limited per key (Flask-Limiter). Logins, failed logins, key use, refusals and every write are audited.
 """
+import logging
 import threading
 import time
 from urllib.parse import urlsplit
 
+import psycopg2
 from flask import (Blueprint, current_app, g, jsonify, redirect, render_template, request, session,
                    url_for)
 from flask_babel import gettext as _
@@ -27,6 +29,7 @@ from gis.access import ACT, ACTIVATE, AUDIT, PLAN, READ, REPORT, STATS, VIEW
 from gis.errors import Forbidden, GridMapError, Unauthorized
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
 
 # Endpoints anyone may reach: the sign-in page, health, the service catalogue and the API's description.
 PUBLIC = frozenset({
@@ -159,14 +162,11 @@ def _key_principal():
     from webmap import get_db
     with get_db().cursor() as cur:
         found = api_keys.principal(cur, key)
-        if found is None:
-            users.audit(cur, "", "anonymous", "refused", status=401, address=request.remote_addr,
-                        path=request.path, reason="unknown or revoked API key")
-        else:
-            _count_key_use(cur, found[0].name)
-    if found is None:  # raised once the audit line is committed
+    if found is None:
+        _audit_now("refused", status=401, actor="", via="anonymous", reason="unknown or revoked API key")
         raise Unauthorized("the API key is unknown or revoked")
     principal, g.key_per_minute = found
+    _count_key_use(principal.name)
     return principal
 
 
@@ -181,7 +181,7 @@ def _presented_key():
     return None
 
 
-def _count_key_use(cur, name):
+def _count_key_use(name):
     """Audit a key's use once a minute per process, with the number of requests since the last line."""
     now = time.monotonic()
     seen = current_app.extensions.setdefault("gridmap_key_use", {})  # key name → (audited at, uses since)
@@ -190,9 +190,14 @@ def _count_key_use(cur, name):
         due = since is None or now - since >= KEY_USE_AUDIT_S
         seen[name] = (now, 0) if due else (since, uses + 1)
     if due:
-        users.audit(cur, name, "key", "key_used", address=request.remote_addr, path=request.path,
-                    uses_before=uses)
-        api_keys.mark_used(cur, name)
+        from webmap import get_db
+        try:
+            with get_db().cursor() as cur:
+                users.audit(cur, name, "key", "key_used", address=request.remote_addr, path=request.path,
+                            uses_before=uses)
+                api_keys.mark_used(cur, name)
+        except psycopg2.Error as exc:  # e.g. a read-only replica: the request goes on, unaudited
+            log.warning("could not audit the use of key %s: %s", name, exc)
 
 
 def _unauthenticated():
@@ -207,6 +212,7 @@ def _wants_json():
 
 
 def _audit_now(action, *, status, actor=None, via=None, **detail):
+    """One line of the audit log in a transaction of its own (so that it stays when the request fails)."""
     from webmap import get_db
     principal = g.get("principal")
     try:
@@ -214,8 +220,8 @@ def _audit_now(action, *, status, actor=None, via=None, **detail):
             users.audit(cur, actor if actor is not None else (principal.name if principal else ""),
                         via or (principal.via if principal else "anonymous"), action, status=status,
                         address=request.remote_addr, path=request.path, method=request.method, **detail)
-    except GridMapError:
-        pass  # the database is down: the request fails on its own
+    except (GridMapError, psycopg2.Error) as exc:  # down, or a read-only replica: the request goes on
+        log.warning("could not write the audit line %s: %s", action, exc)
 
 
 def _audit_write(response):
