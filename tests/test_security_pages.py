@@ -191,8 +191,7 @@ def test_the_version_diff_and_the_grid_page_show_hostile_names_as_text(bare, liv
 
     ready(bare, f"{live_server}/")
     bare.evaluate(f"() => gridmap.map.setView([{IN_POINT[1]}, {IN_POINT[0]}], 14, {{animate: false}})")
-    bare.wait_for_selector("body[data-ready=true]", timeout=20000)
-    bare.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=20000)
+    bare.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=20000)  # levels 2 and 3 drawn
     assert open_tooltips(bare, "(() => { const a = []; gridmap.map.eachLayer(l => a.push(l)); return a; })()") >= 2
     assert_inert(bare, STREET_NAME, GRID_NAME)
 
