@@ -64,14 +64,29 @@ class Routed:
         counts = np.bincount(self.status, minlength=len(STATUSES))
         return {name: int(c) for name, c in zip(STATUSES, counts) if c}
 
+    @classmethod
+    def concat(cls, parts):
+        """The answers for consecutive batches of points, one after the other, as one: what routing them all
+        at once gives (every point is routed on its own)."""
+        parts = list(parts)
+        offsets = np.cumsum([0] + [len(p.status) for p in parts[:-1]])
+        ambiguous = {}
+        for offset, part in zip(offsets.tolist(), parts):
+            ambiguous.update((offset + point, codes) for point, codes in part.ambiguous.items())
+        join = (lambda name: np.concatenate([getattr(p, name) for p in parts]))
+        return cls(join("status"), join("chosen"), join("cells"), join("snap_distance_m"), join("inside_several"),
+                   np.concatenate([p.shared_points + offset for offset, p in zip(offsets, parts)]),
+                   join("shared_codes"), ambiguous)
+
 
 class GridRouter:
     """Routes points against cells given as arrays: ``ids``, ``codes``, ``levels``, ``parents`` (index of
     the parent cell, -1 for none) and the polygons to route on with the index of the cell each stands for
-    (several pieces may stand for one cell)."""
+    (several pieces may stand for one cell). Without ``build_index`` it only knows the cells (what writing
+    routing records needs: routing on a Dask cluster, whose workers build the index)."""
 
     def __init__(self, ids, codes, levels, parents, part_geoms, part_cells, *, version_id=None,
-                 buckets_per_segment=BUCKETS_PER_SEGMENT):
+                 buckets_per_segment=BUCKETS_PER_SEGMENT, build_index=True):
         self.ids = np.asarray(ids, dtype=np.int64)
         self.codes = np.asarray(codes, dtype=object)
         self.levels = np.asarray(levels, dtype=np.int8)
@@ -83,17 +98,19 @@ class GridRouter:
         rank[np.argsort(self.codes.astype(str), kind="stable")] = np.arange(len(self.codes))
         part_geoms = np.asarray(part_geoms, dtype=object)
         part_cells = np.asarray(part_cells, dtype=np.int64)
+        self._pieces = (part_geoms, part_cells, buckets_per_segment)
         part_levels = self.levels[part_cells]
         self.indexes = {}
         self._parts = {}
         for level in sorted(set(part_levels.tolist()), reverse=True):  # deepest first
             mine = part_levels == level
-            self.indexes[level] = PointIndex(part_geoms[mine], part_cells[mine], rank=rank,
-                                             buckets_per_segment=buckets_per_segment)
+            if build_index:
+                self.indexes[level] = PointIndex(part_geoms[mine], part_cells[mine], rank=rank,
+                                                 buckets_per_segment=buckets_per_segment)
             self._parts[level] = (part_geoms[mine], part_cells[mine])
         self._trees = {}
-        self.deepest = max(self.indexes)
-        self.top = min(self.indexes)
+        self.deepest = max(self._parts)
+        self.top = min(self._parts)
         # each cell's chain: itself and its ancestors, one column per level (-1: none); the last row, all
         # -1, is what index -1 (no cell) picks
         self.chain = np.full((len(self.ids) + 1, 4), -1, dtype=np.int64)
@@ -103,6 +120,12 @@ class GridRouter:
             self.chain[rows, self.levels[current]] = current
             up = self.parents[current] >= 0
             rows, current = rows[up], self.parents[current[up]]
+
+    def inputs(self):
+        """The constructor's arguments: the same router can be built from them elsewhere (a Dask worker)."""
+        part_geoms, part_cells, buckets_per_segment = self._pieces
+        return dict(ids=self.ids, codes=self.codes, levels=self.levels, parents=self.parents, part_geoms=part_geoms,
+                    part_cells=part_cells, version_id=self.version_id, buckets_per_segment=buckets_per_segment)
 
     @classmethod
     def from_database(cls, cur, version_id=None, **options):
@@ -142,6 +165,8 @@ class GridRouter:
 
     def route(self, lon, lat, accuracy_m=None, snap_m=30.0):
         """Route points given in WGS84; ``accuracy_m`` (array or None) and ``snap_m`` as in SQL."""
+        if not self.indexes:
+            raise RuntimeError("this GridRouter was made without its index (build_index=False)")
         lon = np.ascontiguousarray(lon, dtype=np.float64)
         lat = np.ascontiguousarray(lat, dtype=np.float64)
         n = len(lon)
@@ -241,13 +266,19 @@ _ROUTING_COLUMNS = ("incident_id", "status", "district_id", "street_id", "commun
 
 
 def route_stored(cur, router, incident_ids, lon, lat, accuracy_m, *, reason, snap_m=30.0, previous=None):
-    """Route stored incidents with ``router`` and record a routing row for each.
+    """Route stored incidents with ``router`` and record a routing row for each (:func:`record_routing`).
 
     With ``previous`` (a frame of incident_id, version_id, status and ``codes``, their cells' codes joined by
     "/"), only incidents whose version, status or cells change get a row. Returns
     ``{"written": n, "moved": incidents now in other cells or status, "by_status": counts of the rows written}``.
     """
-    routed = router.route(lon, lat, accuracy_m, snap_m)
+    return record_routing(cur, router, incident_ids, router.route(lon, lat, accuracy_m, snap_m), reason=reason,
+                          previous=previous)
+
+
+def record_routing(cur, router, incident_ids, routed, *, reason, previous=None):
+    """The writing half of :func:`route_stored`: ``routed``, the answers of ``router`` for the incidents, as
+    routing rows (wherever they were routed: here or on a Dask cluster)."""
     frame = pd.DataFrame({"incident_id": np.asarray(incident_ids, dtype=np.int64),
                           "status": np.asarray(STATUSES, dtype=object)[routed.status]})
     codes = np.full(len(frame), "", dtype=object)
@@ -313,33 +344,67 @@ def route_unrouted(cur, *, reason="import", snap_m=30.0, echo=None):
     return counts
 
 
-def reroute(db, *, version_id=None, snap_m=30.0, open_only=True, commit=False):
+def reroute(db, *, version_id=None, snap_m=30.0, open_only=True, commit=False, cluster=None):
     """Route incidents again against a version (default: the active one). Each whose version, status or
     cells change gets a new routing row; ``moved`` counts those now in other cells or status. Without
-    ``commit`` the transaction is rolled back (a dry run)."""
+    ``commit`` the transaction is rolled back (a dry run). ``cluster`` (a :class:`gis.dask_routing.DaskRouting`)
+    routes on a Dask cluster instead of in this process; the records are the same."""
     with db.connection() as conn, conn.cursor() as cur:
-        result = reroute_with(cur, GridRouter.from_database(cur, version_id), snap_m=snap_m, open_only=open_only)
+        # routing on a cluster, this process only writes: the workers build the index
+        router = GridRouter.from_database(cur, version_id, build_index=cluster is None)
+        result = reroute_with(cur, router, snap_m=snap_m, open_only=open_only, cluster=cluster)
         if not commit:
             conn.rollback()
     return {**result, "committed": commit}
 
 
-def reroute_with(cur, router, *, snap_m=30.0, open_only=True, reason="reroute"):
-    """:func:`reroute` inside the caller's transaction, with the caller's router (activation re-routes in the
-    transaction that activates). Returns ``{"considered", "written", "moved", "by_status", "version"}``."""
-    with cur.connection.cursor() as plain:  # tuples, whatever cursor the caller uses
-        plain.execute(
-            "select i.id, ST_X(i.geom), ST_Y(i.geom), coalesce(i.accuracy_m, 0), i.version_id,"
+_REROUTE_COLUMNS = ["incident_id", "lon", "lat", "accuracy_m", "version_id", "status", "codes"]
+
+
+def _reroute_query(open_only):
+    return ("select i.id, ST_X(i.geom), ST_Y(i.geom), coalesce(i.accuracy_m, 0), i.version_id,"
             "       i.routing_status::text,"
             "       coalesce((select string_agg('/' || c.code, '' order by c.level) from grid_cell c"
             "                  where c.id in (i.district_id, i.street_id, i.community_id, i.grid_id)), '')"
             "  from incident i" + (" where i.status not in ('closed', 'voided')" if open_only else "")
             + " order by i.id")
-        rows = pd.DataFrame(plain.fetchall(), columns=["incident_id", "lon", "lat", "accuracy_m", "version_id",
-                                                       "status", "codes"])
+
+
+def reroute_with(cur, router, *, snap_m=30.0, open_only=True, reason="reroute", cluster=None):
+    """:func:`reroute` inside the caller's transaction, with the caller's router (activation re-routes in the
+    transaction that activates). Returns ``{"considered", "written", "moved", "by_status", "version"}``."""
+    if cluster is not None:
+        return _reroute_on_cluster(cur, router, cluster, snap_m=snap_m, open_only=open_only, reason=reason)
+    with cur.connection.cursor() as plain:  # tuples, whatever cursor the caller uses
+        plain.execute(_reroute_query(open_only))
+        rows = pd.DataFrame(plain.fetchall(), columns=_REROUTE_COLUMNS)
     result = {"written": 0, "moved": 0, "by_status": {}}
     if not rows.empty:
         result = route_stored(cur, router, rows["incident_id"], rows["lon"], rows["lat"],
                               rows["accuracy_m"].astype(float).to_numpy(), reason=reason, snap_m=snap_m,
                               previous=rows)
+    return {"considered": len(rows), **result, "version": router.version_id}
+
+
+def _reroute_on_cluster(cur, router, cluster, *, snap_m, open_only, reason):
+    """:func:`reroute_with` with the routing done by a Dask cluster: the incidents are read in chunks (a
+    server-side cursor) and each chunk goes to the cluster as soon as it is read; the answers come back in
+    the order read and are written here, by :func:`record_routing`, from the same rows as a local run."""
+    fetched = []
+
+    def chunks():
+        with cur.connection.cursor(name="reroute_points") as reader:  # tuples, read chunk by chunk
+            reader.itersize = cluster.chunk_size
+            reader.execute(_reroute_query(open_only))
+            while batch := reader.fetchmany(cluster.chunk_size):
+                fetched.extend(batch)
+                yield (np.array([r[1] for r in batch], dtype=np.float64),
+                       np.array([r[2] for r in batch], dtype=np.float64),
+                       np.array([float(r[3]) for r in batch], dtype=np.float64))
+
+    routed = cluster.route_chunks(router, chunks(), snap_m)
+    rows = pd.DataFrame(fetched, columns=_REROUTE_COLUMNS)
+    result = {"written": 0, "moved": 0, "by_status": {}}
+    if not rows.empty:
+        result = record_routing(cur, router, rows["incident_id"], routed, reason=reason, previous=rows)
     return {"considered": len(rows), **result, "version": router.version_id}

@@ -378,16 +378,38 @@ def incidents_import_cmd(ctx, path, lon_field, lat_field, crs, category_field, d
 @click.option("--version", "version_id", type=int, help="the grid version to route against (default: the active one)")
 @click.option("--all", "everything", is_flag=True, help="closed incidents too (default: open ones only)")
 @click.option("--snap-m", type=click.FloatRange(min=0), help="snapping distance (default: GRIDMAP_SNAP_M or 30)")
+@click.option("--dask-scheduler", envvar="GRIDMAP_DASK_SCHEDULER", metavar="ADDRESS",
+              help="route on this Dask cluster (tcp://HOST:PORT; default: GRIDMAP_DASK_SCHEDULER, else in this "
+                   "process); the database is still read and written from here")
+@click.option("--chunk-size", type=click.IntRange(min=1), metavar="N",
+              help="points per Dask task (default 100,000; needs --dask-scheduler)")
+@click.option("--dask-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="how long to try to reach the scheduler and find a worker (default 10)")
 @click.option("--commit", is_flag=True, help="write; without it nothing is written (dry run)")
 @pass_ctx
 @reports_errors
 @audited("incidents reroute")
-def incidents_reroute_cmd(ctx, version_id, everything, snap_m, commit):
+def incidents_reroute_cmd(ctx, version_id, everything, snap_m, dask_scheduler, chunk_size, dask_timeout, commit):
     """Route incidents again; those whose cells change get a new routing record (history is kept)."""
     from gis import batch_routing
 
-    result = batch_routing.reroute(ctx.db, version_id=version_id, snap_m=_snap(ctx, snap_m),
-                                   open_only=not everything, commit=commit)
+    if chunk_size is not None and not dask_scheduler:
+        raise BadInput("--chunk-size is for routing on a Dask cluster: give --dask-scheduler too")
+    cluster = None
+    if dask_scheduler:  # connect first: an unreachable cluster is reported before any work
+        from gis import dask_routing
+        cluster = dask_routing.connect(dask_scheduler, chunk_size=chunk_size or dask_routing.DEFAULT_CHUNK_SIZE,
+                                       timeout=dask_timeout or dask_routing.DEFAULT_TIMEOUT_S)
+    try:
+        result = batch_routing.reroute(ctx.db, version_id=version_id, snap_m=_snap(ctx, snap_m),
+                                       open_only=not everything, commit=commit, cluster=cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    if cluster is not None:
+        run = cluster.last_run
+        click.echo(f"routed on the Dask cluster at {dask_scheduler}: {run['chunks']:,} chunk(s) of at most "
+                   f"{cluster.chunk_size:,} points on {run['workers']} worker(s)")
     click.echo(f"{result['moved']:,} of {result['considered']:,} incidents move to other cells in version "
                f"{result['version']}; {result['written']:,} new routing records"
                + ("" if commit else " would be written (dry run; --commit to write)"))

@@ -57,3 +57,9 @@ class DatabaseUnavailable(GridMapError):
     """PostGIS cannot be reached or is not set up."""
 
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class ClusterUnavailable(GridMapError):
+    """The Dask cluster asked for cannot be reached, has no workers or lost them."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
