@@ -5,12 +5,19 @@ import re
 from flask import Blueprint, Response, jsonify, request
 
 from gis import evaluation
+from gis.cases import CHINA_TIME
 from gis.errors import BadInput
 from webmap import get_db, scope
 
 bp = Blueprint("stats", __name__, url_prefix="/api/v1")
 
 FORMATS = ("json", "csv")
+
+
+def _iso(moment):
+    """An RFC 3339 time in China time, +08:00 — not in Asia/Shanghai's local mean time of before 1901 (+08:05:43),
+    an offset with seconds that RFC 3339, and so the documented date-time, has no room for."""
+    return moment.astimezone(CHINA_TIME).isoformat()
 
 
 @bp.get("/stats")
@@ -35,8 +42,8 @@ def stats():
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
     return jsonify({
         "level": level,
-        "period": {"label": period.label, "from": period.start.isoformat(), "to": period.end.isoformat()},
-        "as_of": result.as_of.astimezone(evaluation.CHINA).isoformat(),
+        "period": {"label": period.label, "from": _iso(period.start), "to": _iso(period.end)},
+        "as_of": _iso(result.as_of),
         "weights": result.weights,
         "rows": result.rows,
     })
