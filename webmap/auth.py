@@ -27,6 +27,8 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from gis import access, api_keys, users
 from gis.access import ACT, ACTIVATE, AUDIT, PLAN, READ, REPORT, STATS, VIEW
 from gis.errors import Forbidden, GridMapError, Unauthorized
+from webmap import get_db
+from webmap.api import int_arg
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -76,7 +78,6 @@ def _limited_name():
     return principal.name if principal is not None else request.remote_addr
 
 
-
 _key_use_lock = threading.Lock()
 
 
@@ -91,7 +92,6 @@ class SessionUser(UserMixin):
 
 
 def _load_session(token):
-    from webmap import get_db
     with get_db().cursor() as cur:
         principal = users.session_principal(cur, token, lifetime=current_app.config["SESSION_LIFETIME"],
                                             idle=current_app.config["SESSION_IDLE"])
@@ -159,7 +159,6 @@ def _key_principal():
     key = _presented_key()
     if key is None:
         return None
-    from webmap import get_db
     with get_db().cursor() as cur:
         found = api_keys.principal(cur, key)
     if found is None:
@@ -190,7 +189,6 @@ def _count_key_use(name):
         due = since is None or now - since >= KEY_USE_AUDIT_S
         seen[name] = (now, 0) if due else (since, uses + 1)
     if due:
-        from webmap import get_db
         try:
             with get_db().cursor() as cur:
                 users.audit(cur, name, "key", "key_used", address=request.remote_addr, path=request.path,
@@ -213,7 +211,6 @@ def _wants_json():
 
 def _audit_now(action, *, status, actor=None, via=None, **detail):
     """One line of the audit log in a transaction of its own (so that it stays when the request fails)."""
-    from webmap import get_db
     principal = g.get("principal")
     try:
         with get_db().cursor() as cur:
@@ -247,7 +244,6 @@ def login():
     target = _safe_next(request.values.get("next"))
     error = None
     if request.method == "POST":
-        from webmap import get_db
         name, password = request.form.get("name", "").strip(), request.form.get("password", "")
         with get_db().cursor() as cur:
             principal = users.authenticate(cur, name, password)
@@ -268,7 +264,6 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    from webmap import get_db
     if current_user.is_authenticated:
         with get_db().cursor() as cur:
             users.end_session(cur, current_user.token)
@@ -292,8 +287,6 @@ def me():
 @bp.get("/api/v1/audit")
 def audit():
     """The newest lines of the audit log (``actor``, ``limit`` ≤ 1000), newest first: admins only."""
-    from webmap import get_db
-    from webmap.api import int_arg
     with get_db().cursor() as cur:
         rows = users.audit_lines(cur, actor=request.args.get("actor") or None,
                                  limit=int_arg("limit", 1, 1000) or 100)
