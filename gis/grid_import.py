@@ -7,6 +7,7 @@ finding parents in PostGIS, inserting — and then rolls back, so what it report
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
@@ -95,6 +96,8 @@ def read_frame(path, *, layer=None, src_crs=None):
         raise BadInput(f"{path}: cannot read it as GeoJSON, GeoPackage or Shapefile ({_first_line(exc)})") from exc
     if len(frame) == 0:
         raise BadInput(f"{path}: the layer {layer!r} has no features")
+    if not isinstance(frame, gpd.GeoDataFrame):  # a table without geometries: a .dbf alone, a zip without its .shp
+        raise BadInput(f"{path}: the layer {layer!r} has no geometries (a Shapefile without its .shp?)")
     return frame, _source_crs(path, frame, src_crs)
 
 
