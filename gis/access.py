@@ -138,6 +138,13 @@ class Scope:
         An empty list when the scope's code is not in that version (its territory is then nowhere)."""
         return None if self.code is None else subtree_ids(cur, version_id, self.code)
 
+    def cell_codes(self, cur, version_id):
+        """The codes of the version's cells in scope, as a set; None for the whole city."""
+        if self.code is None:
+            return None
+        cur.execute("select code from grid_cell where id = any(%s)", (self.cell_ids(cur, version_id),))
+        return {_first(r) for r in cur.fetchall()}
+
     def require_cell(self, cur, version_id, code):
         """NotFound unless the version's cell ``code`` is in scope (also when it does not exist)."""
         if self.code is None:
@@ -266,10 +273,6 @@ class Principal:
     def __post_init__(self):
         if self.role not in ROLES:
             raise BadInput(f"role must be one of {', '.join(ROLES)}; got {self.role!r}")
-
-    @property
-    def permissions(self):
-        return ROLES[self.role]
 
     def can(self, permission):
         return permission in ROLES[self.role] and (permission not in CITY_ONLY or self.scope.unrestricted)

@@ -253,17 +253,12 @@ def _editing(db, scope=CITY_SCOPE, version_id=None):
     and every cell still there must be inside it after; else Forbidden, and nothing is changed."""
     try:
         with db.cursor() as cur:
-            before = None if scope.is_city else _scope_codes(cur, scope, version_id)
+            before = scope.cell_codes(cur, version_id)
             yield cur
             if before is not None:
                 _check_scope(cur, scope, version_id, before)
     except (psycopg2.IntegrityError, psycopg2.errors.RaiseException) as exc:
         raise Conflict(f"the database refused the edit: {exc.diag.message_primary}") from None
-
-
-def _scope_codes(cur, scope, version_id):
-    cur.execute("select code from grid_cell where id = any(%s)", (scope.cell_ids(cur, version_id),))
-    return {r["code"] for r in cur.fetchall()}
 
 
 def _check_scope(cur, scope, version_id, before):
@@ -272,7 +267,7 @@ def _check_scope(cur, scope, version_id, before):
                                                   as still_there
                      from grid_edit e where e.version_id = %s and e.xact = pg_current_xact_id()""", (version_id,))
     changed = cur.fetchall()
-    after = _scope_codes(cur, scope, version_id)
+    after = scope.cell_codes(cur, version_id)
     outside = sorted(r["cell_code"] for r in changed
                      if (r["still_there"] and r["cell_code"] not in after)
                      or (not r["still_there"] and r["cell_code"] not in before))

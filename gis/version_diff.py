@@ -24,7 +24,7 @@ Attribute changes are compared as stored: name (*renamed*), kind, population and
 every attribute that differs.
 """
 from gis import grid_store
-from gis.access import CITY_SCOPE
+from gis.access import CITY_SCOPE, CODE_LEVELS
 
 CHANGES = ("added", "removed", "reshaped", "renamed", "modified")
 
@@ -133,9 +133,8 @@ def diff(cur, a, b, level=None, *, min_area_m2=1.0, noise_m=0.01, scope=CITY_SCO
     changes = [_with_area_change(c) for c in row["changes"]]
     counts = dict.fromkeys(CHANGES + ("unchanged",), 0) | (row["counts"] or {})
     if not scope.is_city:
-        cur.execute("select distinct code from grid_cell where id = any(%s) and (%s::int is null or level = %s)",
-                    (scope.cell_ids(cur, a) + scope.cell_ids(cur, b), level, level))
-        inside = {r["code"] for r in cur.fetchall()}
+        inside = {code for code in scope.cell_codes(cur, a) | scope.cell_codes(cur, b)
+                  if level is None or CODE_LEVELS[len(code)] == level}  # (a code's length is its level)
         changes = [c for c in changes if c["code"] in inside]
         counts = dict.fromkeys(CHANGES, 0) | {"unchanged": len(inside) - len(changes)}
         for c in changes:

@@ -74,8 +74,7 @@ def _in_scope(result, version_id):
     if scope().is_city:
         return result
     with get_db().cursor() as cur:
-        cur.execute("select code from grid_cell where id = any(%s)", (scope().cell_ids(cur, version_id),))
-        inside = {r["code"] for r in cur.fetchall()}
+        inside = scope().cell_codes(cur, version_id)
     return dataclasses.replace(result, problems=[p for p in result.problems if inside.intersection(p.codes)])
 
 
