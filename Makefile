@@ -64,7 +64,7 @@ ifeq ($(PRIVATE_DB),yes)
 endif
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: SYSTEM_DEPS_FLAGS := --bench
+bench: SYSTEM_DEPS_FLAGS := --browser
 bench: setup
 ifeq ($(PRIVATE_DB),yes)
 	@scripts/devdb.sh start

@@ -18,8 +18,8 @@ import numpy as np
 import requests
 import shapely
 
-from bench.bench_http import _free_port, _gunicorn
-from bench.credentials import api_key, auth_header
+from bench.credentials import api_key, auth_header, secret_key
+from bench.faults import Gunicorn
 from bench.synthetic import lattice_partition
 from gis import crs, grid_store, partition_service
 from gis.partition_geometry import as_multipolygon
@@ -32,11 +32,10 @@ TARGET_MS = 100.0
 def run(db, rows):
     version_id, codes = _load(db)
     auth = auth_header(api_key(db, "planner", role="planner"))
-    port = _free_port()
     # gunicorn, not werkzeug's server, which answers in two packets (+40 ms of delayed ACK); no version is
     # active here, so /health says 503: ready is when the API answers
-    server = _gunicorn(db.url, port, ready_path="/api/v1/versions", headers=auth)
-    base = f"http://127.0.0.1:{port}/api/v1/versions/{version_id}/cells"
+    server = Gunicorn(db.url, secret_key=secret_key(), ready_path="/api/v1/versions", headers=auth)
+    base = f"{server.base}/api/v1/versions/{version_id}/cells"
     times, problems = [], 0
     rng = np.random.default_rng(5)
     try:
@@ -53,8 +52,7 @@ def run(db, rows):
                     times.append(ms)
                     problems += len(r.json()["problems"]["features"])
     finally:
-        server.terminate()
-        server.wait()
+        server.stop()
     t0 = time.perf_counter()
     partition_service.check_version(db, version_id)
     peer_ms = (time.perf_counter() - t0) * 1000

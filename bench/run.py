@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench import (bench_activation, bench_dask, bench_http, bench_map, bench_partition, bench_planner,
+from bench import (bench_activation, bench_dask, bench_load, bench_map, bench_partition, bench_planner,
                    bench_routing, bench_stats, bench_tiles)
 from gis import cases, event_classes
 from gis.db import Database, migrate, recreate_database, sibling_database_url
 from gis.settings import Settings
 
-BENCHMARKS = [bench_partition, bench_planner, bench_routing, bench_dask, bench_http, bench_stats, bench_tiles,
+BENCHMARKS = [bench_partition, bench_planner, bench_routing, bench_dask, bench_load, bench_stats, bench_tiles,
               bench_map, bench_activation]
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -10,6 +10,7 @@ class GridMapError(Exception):
     """Base of every error that GridMap reports to a user."""
 
     http_status = HTTPStatus.INTERNAL_SERVER_ERROR
+    http_headers = {}
 
     def __init__(self, message, *, details=None):
         super().__init__(message)
@@ -57,6 +58,7 @@ class DatabaseUnavailable(GridMapError):
     """PostGIS cannot be reached or is not set up."""
 
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    http_headers = {"Retry-After": "1"}  # a restart takes seconds: clients send the same request again soon
 
 
 class ClusterUnavailable(GridMapError):

@@ -2,13 +2,16 @@
 # GridMap's private PostgreSQL+PostGIS cluster under .gridmap/ (own socket directory and port).
 #   devdb.sh start   initialise if needed, start if not running, create the databases
 #   devdb.sh stop    stop it
+#   devdb.sh restart stop it (fast: sessions are cut off) and start it again
 #   devdb.sh url     print the DATABASE_URL of the app database
+# GRIDMAP_STATE_DIR puts a cluster somewhere else than .gridmap/ (the fault tests make throwaway ones);
+# GRIDMAP_PG_PORT gives it another port.
 # PostgreSQL refuses to run as root: when root, the cluster runs as the 'postgres' system user
 # (or a 'gridmap' user created for it).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-state="$root/.gridmap"
+state="${GRIDMAP_STATE_DIR:-$root/.gridmap}"
 data="$state/pg/data"
 sock="$state/run"
 port="${GRIDMAP_PG_PORT:-54329}"
@@ -39,7 +42,7 @@ place_cluster() {
   mkdir -p "$state"
   [ -e "$state/pg" ] && return 0
   if [ "$(id -u)" = 0 ] && ! runuser -u "$owner" -- test -x "$state"; then
-    local away="/var/tmp/gridmap-$(printf '%s' "$root" | sha256sum | cut -c1-12)"
+    local away="/var/tmp/gridmap-$(printf '%s' "$state" | sha256sum | cut -c1-12)"
     mkdir -p "$away/pg" "$away/run"
     chmod 700 "$away"; chown "$owner" "$away"
     ln -sfn "$away/pg" "$state/pg"
@@ -88,6 +91,7 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  restart) stop >/dev/null; start ;;
   url) url ;;
-  *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|url" >&2; exit 2 ;;
 esac

@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
 # Make sure the machine has what GridMap needs beyond Python and npm packages:
-# PostgreSQL with PostGIS (always); with --browser, Chromium for the browser tests; with --bench, wrk, the
-# load generator of the HTTP benchmark.
+# PostgreSQL with PostGIS (always); with --browser, Chromium for the browser tests and the map benchmark.
 # Installs with apt-get when it may (root, or passwordless sudo); otherwise says what to install.
 set -euo pipefail
 
 want_browser=0
-want_bench=0
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=1 ;;
-    --bench) want_bench=1 ;;
     *) echo "system-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -40,9 +37,6 @@ fi
 # a Chinese font, so that the pages' screenshots (test artefacts) show Chinese, not boxes
 if [ "$want_browser" = 1 ] && ! fc-list :lang=zh 2>/dev/null | grep -q .; then
   missing+=(fonts-wqy-zenhei)
-fi
-if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
-  missing+=(wrk)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

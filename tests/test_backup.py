@@ -33,6 +33,15 @@ def routing_answers(url, points):
     return answers
 
 
+def dump_and_restore(url, restored_url, tmp_path):
+    """The README's commands: a consistent snapshot of the running instance, restored into a new database."""
+    dump = tmp_path / "gridmap.dump"
+    subprocess.run(["pg_dump", "--format=custom", "--file", str(dump), "--dbname", url], check=True)
+    recreate_database(restored_url)
+    subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", "--dbname", restored_url, str(dump)],
+                   check=True)
+
+
 @pytest.fixture
 def restored_url(database_url):
     url = sibling_database_url(database_url, "_restored")
@@ -52,12 +61,7 @@ def test_a_dump_of_the_running_instance_restores_to_the_same_platform(app, clien
     assert client.post(f"/api/v1/cases/{case}/actions", json={"action": "void", "version": 0, "reason": "重复",
                                                               "actor": {"unit": "city"}}).status_code in (200, 409)
 
-    dump = tmp_path / "gridmap.dump"
-    # the README's commands: a consistent snapshot of the running instance, restored into a new database
-    subprocess.run(["pg_dump", "--format=custom", "--file", str(dump), "--dbname", database_url], check=True)
-    recreate_database(restored_url)
-    subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", "--dbname", restored_url, str(dump)],
-                   check=True)
+    dump_and_restore(database_url, restored_url, tmp_path)
 
     assert table_counts(restored_url) == table_counts(database_url)
     assert routing_answers(restored_url, points) == routing_answers(database_url, points)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import shapely
 
-from gis import crs, demo_load
+from gis import crs, demo_load, incidents
 from gis.settings import Settings
+from test_backup import dump_and_restore, restored_url, routing_answers, table_counts  # noqa: F401 (a fixture)
 
 METRIC = "EPSG:4547"  # CGCS2000 Gauss-Krüger, CM 114°E: Zhengzhou's zone
 NOISE_M2 = 1.0
@@ -110,3 +111,24 @@ def test_the_stored_demo_has_no_partition_problems(demo):
     result = partition_service.check_version(demo["db"])
     assert result.cell_count >= 29000
     assert result.problems == [], [(p.type, p.codes, p.detail) for p in result.problems[:10]]
+
+
+def test_a_dump_of_the_demo_restores_to_the_same_platform(demo, database_url, restored_url, tmp_path):  # noqa: F811
+    """The README's backup of a running instance (issue 9), on the demo city with reports in it: the same rows
+    in every table and the same routing answers after pg_dump and pg_restore."""
+    db = demo["db"]
+    with db.cursor() as cur:
+        cur.execute("select ST_XMin(e) as x0, ST_YMin(e) as y0, ST_XMax(e) as x1, ST_YMax(e) as y1"
+                    " from (select ST_Extent(geom) as e from grid_cell where level = 0) s")
+        box = cur.fetchone()
+    rng = np.random.default_rng(9)
+    points = list(zip(rng.uniform(box["x0"], box["x1"], 500).tolist(), rng.uniform(box["y0"], box["y1"], 500).tolist()))
+    for lon, lat in points[:200]:
+        incidents.submit(db, incidents.parse_report({"lon": lon, "lat": lat, "category": "0102"}, source="field_app"))
+
+    dump_and_restore(database_url, restored_url, tmp_path)
+
+    counts = table_counts(database_url)
+    assert counts["incident"] >= 200 and counts["grid_cell"] > 29_000
+    assert table_counts(restored_url) == counts
+    assert routing_answers(restored_url, points) == routing_answers(database_url, points)

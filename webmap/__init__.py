@@ -71,7 +71,7 @@ def create_app(test_config=None):
 
     @app.errorhandler(GridMapError)
     def gridmap_error(exc):
-        return jsonify(exc.to_dict()), exc.http_status
+        return jsonify(exc.to_dict()), exc.http_status, exc.http_headers
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

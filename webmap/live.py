@@ -25,8 +25,7 @@ BATCH = 200  # events per read while catching up
 DEFAULTS = {"LIVE_LIFETIME_S": 300.0, "LIVE_HEARTBEAT_S": 15.0, "LIVE_RETRY_MS": 2000}
 
 # Every stream of a process wakes on the same notification and reads the feed: at most this many read at
-# once, so that they never take all of the pool's connections (which refuses rather than waits) from the
-# other requests.
+# once, so that they never take all of the pool's connections from the other requests.
 _readers = threading.BoundedSemaphore(2)
 _starting = threading.Lock()
 

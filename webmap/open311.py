@@ -31,7 +31,9 @@ _OPEN311_FIELDS = ("api_key", "jurisdiction_id", "service_code", "lat", "long", 
 
 @bp.errorhandler(GridMapError)
 def open311_error(exc):
-    return _errors(int(exc.http_status), exc.message)
+    response = _errors(int(exc.http_status), exc.message)
+    response.headers.update(exc.http_headers)
+    return response
 
 
 @bp.errorhandler(HTTPException)
