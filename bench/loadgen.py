@@ -51,8 +51,9 @@ class LoadResult:
         if self.failures:
             s += " after " + ", ".join(f"{n:,} × {why}" for why, n in self.failures.most_common())
         if self.unavailable:
-            s += f"; 503 answers took p99 {np.percentile(self.unavailable, 99) * 1000:.1f} ms, " \
-                 f"max {max(self.unavailable) * 1000:.1f} ms"
+            s += f"; 503 answers took p50 {np.percentile(self.unavailable, 50) * 1000:.1f} ms, max " \
+                 f"{max(self.unavailable) * 1000:.1f} ms (" \
+                 + ", ".join(f"{n:,} × {why!r}" for why, n in self.unavailable_why.most_common()) + ")"
         if self.rejected or self.gave_up:
             s += f"; {len(self.rejected)} rejected, {len(self.gave_up)} given up"
         return s

@@ -59,6 +59,7 @@ class Database:
                         yield conn
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:  # e.g. the server restarted
                 conn.close()
+                self.close()  # the idle ones most likely died with it: one 503 after a restart, not one each
                 raise DatabaseUnavailable(f"lost the database connection: {str(exc).strip()}") from exc
             finally:
                 self._give_back(conn)
