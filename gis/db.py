@@ -57,10 +57,12 @@ class Database:
                 else:
                     with conn:
                         yield conn
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:  # e.g. the server restarted
-                conn.close()
-                self.close()  # the idle ones most likely died with it: one 503 after a restart, not one each
-                raise DatabaseUnavailable(f"lost the database connection: {str(exc).strip()}") from exc
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                if conn.closed:  # the server restarted, or the network broke: the idle ones most likely
+                    self.close()  # died with it (one 503 a process after a restart, not one a connection)
+                    raise DatabaseUnavailable(f"lost the database connection: {str(exc).strip()}") from exc
+                # a deadlock, a serialization failure, a cancelled query: the connection is sound
+                raise DatabaseUnavailable(f"the database could not finish: {str(exc).strip()}") from exc
             finally:
                 self._give_back(conn)
         finally:

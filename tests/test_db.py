@@ -8,7 +8,7 @@ import shapely
 
 import fixtures
 from gis.db import SQL_DIR, Database, migrate
-from gis.errors import GridMapError
+from gis.errors import DatabaseUnavailable, GridMapError
 from test_grid_import import import_all, run
 
 SQUARE = "ST_Multi(ST_MakeEnvelope(113.6, 34.7, 113.61, 34.71, 4326))"
@@ -118,3 +118,41 @@ def test_unreachable_database_is_a_clear_error(runner, monkeypatch, tmp_path):
     assert result.exit_code == 2
     assert "cannot connect to the database" in result.output
     Database(f"postgresql://nobody@/nodb?host={tmp_path}&port=1").close()
+
+
+def test_the_pool_keeps_its_connections_and_waits_for_one_when_all_are_out(database_url):
+    db = Database(database_url, maxconn=3, wait_s=0.3)
+    try:
+        def backend(conn):
+            with conn.cursor() as cur:
+                cur.execute("select pg_backend_pid()")
+                return cur.fetchone()[0]
+
+        with db.connection() as a, db.connection() as b, db.connection() as c:  # three at once
+            first = {backend(a), backend(b), backend(c)}
+            with pytest.raises(DatabaseUnavailable, match="all database connections are busy"):
+                with db.connection():
+                    pass
+        with db.connection() as a, db.connection() as b, db.connection() as c:  # the same three again
+            assert {backend(a), backend(b), backend(c)} == first
+    finally:
+        db.close()
+
+
+def test_a_broken_connection_is_a_503_and_is_not_reused(database_url, session_db):
+    db = Database(database_url, maxconn=2)
+    try:
+        with db.connection() as conn:
+            with conn.cursor() as cur:
+                cur.execute("select pg_backend_pid()")
+                pid = cur.fetchone()[0]
+        with session_db.cursor() as cur:
+            cur.execute("select pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(DatabaseUnavailable, match="lost the database connection"):
+            with db.cursor() as cur:
+                cur.execute("select 1")
+        with db.cursor() as cur:
+            cur.execute("select pg_backend_pid() as pid")
+            assert cur.fetchone()["pid"] != pid
+    finally:
+        db.close()
