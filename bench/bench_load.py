@@ -51,7 +51,7 @@ def platform(echo=print):
                             " where c.level = 3 order by c.code limit 5000) s")
                 points = [(r["lon"], r["lat"]) for r in cur.fetchall()]
             with faults.Gunicorn(cluster.url, secret_key=secret_key(), config=APP_CONFIG) as server:
-                yield server, cluster, db, keys, points
+                yield server, cluster, keys, points
         finally:
             db.close()
 
@@ -62,8 +62,13 @@ async def scenario(server, cluster, keys, points, *, rate, seconds, restart_at=N
     ``(tag, LoadResult, LiveFollower, caught_up)``."""
     tag = f"load-{uuid.uuid4().hex[:8]}"
     follower = loadgen.LiveFollower(server.base, keys["viewer"]).start()
-    while not follower.connections:
+    for _ in range(600):
+        if follower.connections:
+            break
         await asyncio.sleep(0.05)
+    else:
+        await follower.stop()
+        raise RuntimeError("the live client could not connect to /api/v1/live in 30 s")
     planned = []
     if restart_at is not None:
         planned.append((restart_at, "database restart", cluster.restart))
@@ -80,7 +85,7 @@ async def scenario(server, cluster, keys, points, *, rate, seconds, restart_at=N
 
 def run(db, rows):
     """``db`` (the benchmarks' own database) is not used: the faults need a cluster to themselves."""
-    with platform(echo=lambda line: print("  " + line)) as (server, cluster, own_db, keys, points):
+    with platform(echo=lambda line: print("  " + line)) as (server, cluster, keys, points):
         # each worker builds its router on its first report
         asyncio.run(loadgen.report_load(server.base, keys["device"], points, rate=20, seconds=2, tag="warm"))
         tag, steady, follower, caught_up = asyncio.run(scenario(server, cluster, keys, points, rate=RATE,

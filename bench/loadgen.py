@@ -107,7 +107,7 @@ async def report_load(base, key, points, *, rate, seconds, tag, faults=(), timeo
                     return
                 if status == 503:
                     result.unavailable.append(loop.time() - began)
-                    result.unavailable_why[json.loads(payload).get("message", "")[:60]] += 1
+                    result.unavailable_why[_message(payload)[:60]] += 1
                 elif status != 429:
                     result.rejected[rid] = (status, payload[:300].decode(errors="replace"))
                     return
@@ -132,6 +132,14 @@ async def report_load(base, key, points, *, rate, seconds, tag, faults=(), timeo
     finally:
         await session.close()
     return result
+
+
+def _message(payload):
+    """An error answer's message (GridMap's JSON errors carry one), else its first bytes."""
+    try:
+        return json.loads(payload)["message"]
+    except (ValueError, KeyError, TypeError):
+        return payload[:60].decode(errors="replace")
 
 
 class LiveFollower:

@@ -22,8 +22,8 @@ ALL_WELL = {"acknowledged but not stored": 0, "stored more than once": 0, "store
 
 @pytest.fixture(scope="module")
 def platform():
-    with bench_load.platform(echo=lambda line: None) as (server, cluster, db, keys, points):
-        yield server, cluster, keys, points
+    with bench_load.platform(echo=lambda line: None) as parts:
+        yield parts
 
 
 def load(platform, seconds, **faults):
