@@ -14,6 +14,7 @@ limited per key (Flask-Limiter). Logins, failed logins, key use, refusals and ev
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import psycopg2
@@ -189,13 +190,10 @@ def _count_key_use(name):
         due = since is None or now - since >= KEY_USE_AUDIT_S
         seen[name] = (now, 0) if due else (since, uses + 1)
     if due:
-        try:
-            with get_db().cursor() as cur:
-                users.audit(cur, name, "key", "key_used", address=request.remote_addr, path=request.path,
-                            uses_before=uses)
-                api_keys.mark_used(cur, name)
-        except psycopg2.Error as exc:  # e.g. a read-only replica: the request goes on, unaudited
-            log.warning("could not audit the use of key %s: %s", name, exc)
+        with _best_effort(f"the use of key {name}") as cur:
+            users.audit(cur, name, "key", "key_used", address=request.remote_addr, path=request.path,
+                        uses_before=uses)
+            api_keys.mark_used(cur, name)
 
 
 def _unauthenticated():
@@ -212,13 +210,21 @@ def _wants_json():
 def _audit_now(action, *, status, actor=None, via=None, **detail):
     """One line of the audit log in a transaction of its own (so that it stays when the request fails)."""
     principal = g.get("principal")
+    with _best_effort(f"the audit line {action}") as cur:
+        users.audit(cur, actor if actor is not None else (principal.name if principal else ""),
+                    via or (principal.via if principal else "anonymous"), action, status=status,
+                    address=request.remote_addr, path=request.path, method=request.method, **detail)
+
+
+@contextmanager
+def _best_effort(what):
+    """A cursor for an audit write that must never fail the request: with the database down or read-only
+    (a replica) the request goes on, and the log says what was not written."""
     try:
         with get_db().cursor() as cur:
-            users.audit(cur, actor if actor is not None else (principal.name if principal else ""),
-                        via or (principal.via if principal else "anonymous"), action, status=status,
-                        address=request.remote_addr, path=request.path, method=request.method, **detail)
-    except (GridMapError, psycopg2.Error) as exc:  # down, or a read-only replica: the request goes on
-        log.warning("could not write the audit line %s: %s", action, exc)
+            yield cur
+    except (GridMapError, psycopg2.Error) as exc:
+        log.warning("could not write %s: %s", what, exc)
 
 
 def _audit_write(response):
